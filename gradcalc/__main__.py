@@ -1,0 +1,5 @@
+"""`python -m gradcalc`."""
+
+from gradcalc.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""The reverse pass: PyTorch's `output.backward(seed)`, node by node."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from gradcalc.derive import vjp_tree
+from gradcalc.errors import ShapeError, TorchError
+from gradcalc.graph import Graph, Node
+from gradcalc.numeric import evaluate
+from gradcalc.ops import Kind
+
+
+def backward(graph: Graph, output: Node, seed: Optional[np.ndarray] = None) -> None:
+    """Accumulate d output / d leaf into each reached leaf's `.grad` (and retained nodes')."""
+    grads = {output.id: _initial_grad(output, seed, graph.dtype)}
+    for node in reversed(graph.nodes[: output.id + 1]):
+        grad = grads.pop(node.id, None)
+        if grad is None:
+            continue
+        if node.is_leaf or node.retains_grad:
+            node.grad = grad.copy() if node.grad is None else node.grad + grad
+        if node.is_leaf:
+            continue
+        for arg, contribution in zip(node.args, local_vjps(node, grad)):
+            if contribution is None:
+                continue
+            contribution = unbroadcast(contribution, arg.shape)
+            grads[arg.id] = contribution if arg.id not in grads else grads[arg.id] + contribution
+
+
+def local_vjps(node: Node, grad: np.ndarray) -> list[Optional[np.ndarray]]:
+    """grad * d node / d arg for each argument that requires grad (None for the others)."""
+    wanted = [isinstance(a, Node) and a.requires_grad for a in node.args]
+    operands = [a.value if isinstance(a, Node) else np.asarray(a.value, node.value.dtype)
+                for a in node.args]
+    with np.errstate(all="ignore"):
+        if node.op.kind is Kind.ELEMENTWISE:
+            return [_broadcast(evaluate(vjp_tree(node.op.name, i), grad, operands, node.value.dtype),
+                               node.shape, node.value.dtype) if want else None
+                    for i, want in enumerate(wanted)]
+        results = node.op.vjp(grad, operands, node.value)
+        return [np.asarray(r, node.value.dtype) if want else None for r, want in zip(results, wanted)]
+
+
+def _broadcast(value, shape, dtype) -> np.ndarray:
+    return np.broadcast_to(np.asarray(value, dtype=dtype), shape)
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum a gradient back to its operand's shape, over the dimensions broadcasting added."""
+    if grad.shape == shape:
+        return np.array(grad)
+    extra = grad.ndim - len(shape)
+    grad = grad.sum(axis=tuple(range(extra))) if extra else grad
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    return grad.sum(axis=stretched, keepdims=True) if stretched else np.array(grad)
+
+
+def _initial_grad(output: Node, seed: Optional[np.ndarray], dtype) -> np.ndarray:
+    if not output.requires_grad:
+        raise TorchError("element 0 of tensors does not require grad and does not have a grad_fn",
+                         hint="the output depends on no input that requires grad (detached or --no-grad)")
+    if seed is None:
+        if output.value.size != 1:
+            raise TorchError("grad can be implicitly created only for scalar outputs",
+                             hint="pass --seed with the output's shape, or reduce it with .sum()")
+        return np.ones_like(output.value)
+    seed = np.asarray(seed, dtype=dtype)
+    if seed.shape != output.shape:
+        raise ShapeError(f"Mismatch in shape: grad_output[0] has a shape of {_torch_size(seed.shape)} "
+                         f"and output[0] has a shape of {_torch_size(output.shape)}.")
+    return seed
+
+
+def _torch_size(shape: tuple[int, ...]) -> str:
+    return f"torch.Size([{', '.join(str(n) for n in shape)}])"

@@ -1,0 +1,233 @@
+"""The command line: flags -> library calls -> output; errors -> stderr and an exit code.
+
+The only module that imports Typer or writes to the terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+
+from gradcalc import __version__
+from gradcalc.errors import ExitCode, GradcalcError, InputError
+
+app = typer.Typer(
+    name="gradcalc",
+    help="A gradient calculator: PyTorch's .grad printout for a formula, and the chain rule behind it.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class DType(str, Enum):
+    float32 = "float32"
+    float64 = "float64"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"gradcalc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[Optional[bool], typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = None,
+) -> None:
+    pass
+
+
+EVAL_HELP = """Evaluate PROGRAM and print every tensor's value and gradient as PyTorch prints them.
+
+Inputs are the names the program reads before assigning them; give each a value with
+--NAME V (as in --x 2,1), --var NAME=V, or --values FILE.json. Values: 3, 2,1, [2,1],
+[[1,2],[3,4]], nan, inf.
+
+Example (the PyTorch program x+y*2, z/2, b.backward(torch.ones(2))):
+
+  gradcalc eval "a = x + 2*y; b = a + z/2" --x 2,1 --y 1,3 --z 5,2 --seed 1,1 --retain a --format torch
+"""
+
+_NAME_OPTION = re.compile(r"--([A-Za-z_][A-Za-z0-9_]*)(?:=(.*))?$", re.DOTALL)
+
+
+@app.command("eval", help=EVAL_HELP, context_settings={
+    "allow_extra_args": True, "ignore_unknown_options": True})
+def eval_command(
+    ctx: typer.Context,
+    program: Annotated[str, typer.Argument(
+        help="The program text, @FILE to read it from a file, or - for stdin.", show_default=False)],
+    var: Annotated[list[str], typer.Option(
+        "--var", metavar="NAME=V", help="An input's value (repeatable); for names that clash with options.")] = [],
+    values: Annotated[Optional[str], typer.Option(
+        "--values", metavar="FILE", help='A JSON object of input values, {"x": [2, 1]}; - for stdin.')] = None,
+    seed: Annotated[list[str], typer.Option(
+        "--seed", metavar="V", help="backward()'s gradient argument, one per --output, in order.")] = [],
+    output: Annotated[list[str], typer.Option(
+        "--output", metavar="NAME", help="The tensor to call backward() on (repeatable); default: the last assigned.")] = [],
+    retain: Annotated[list[str], typer.Option(
+        "--retain", metavar="NAME", help="Call NAME.retain_grad() (repeatable or comma-separated).")] = [],
+    no_grad: Annotated[list[str], typer.Option(
+        "--no-grad", metavar="NAME", help="An input that does not require grad (repeatable or comma-separated).")] = [],
+    dtype: Annotated[DType, typer.Option("--dtype", help="The dtype of every tensor.")] = DType.float32,
+    format: Annotated[str, typer.Option(
+        "--format", metavar="table|torch|json", help="table (default), torch (print(t.data, t.grad) lines) or json.")] = "table",
+    debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks.")] = False,
+) -> None:
+    from gradcalc.render import Format
+
+    def run() -> None:
+        from gradcalc.session import evaluate
+        from gradcalc.values import parse_value
+
+        fmt = _choice(Format, format, "--format")
+        source = read_program(program)
+        inputs = _input_values(ctx.args, var, values)
+        evaluation = evaluate(
+            source, inputs, outputs=output, seeds=[parse_value(s, "--seed") for s in seed],
+            retain=_split(retain), no_grad=_split(no_grad), dtype=dtype.value)
+        _print_report(evaluation, fmt)
+
+    _guarded(run, debug)
+
+
+def _choice(enum, value: str, option: str):
+    try:
+        return enum(value)
+    except ValueError:
+        choices = ", ".join(m.value for m in enum)
+        raise InputError(f"{option} {value!r}: expected one of {choices}") from None
+
+
+def _print_report(evaluation, fmt) -> None:
+    from gradcalc.render import Format, render_json, render_table, render_torch
+
+    if fmt is Format.torch:
+        text = render_torch(evaluation)
+    elif fmt is Format.json:
+        text = render_json(evaluation)
+    else:
+        render_table(evaluation, _stdout_console())
+        return
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _stdout_console():
+    from rich.console import Console
+
+    if sys.stdout.isatty():
+        return Console()
+    return Console(no_color=True, width=int(os.environ.get("COLUMNS", 120)), highlight=False)
+
+
+def read_program(argument: str) -> str:
+    if argument == "-":
+        return sys.stdin.read()
+    if argument.startswith("@"):
+        return _read_file(argument[1:], "program file")
+    return argument
+
+
+def _read_file(path: str, what: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read {what} {path!r}: {getattr(e, 'strerror', None) or e}") from None
+
+
+def _split(items: list[str]) -> list[str]:
+    return [part.strip() for item in items for part in item.split(",") if part.strip()]
+
+
+def _input_values(extra: list[str], var: list[str], values_file: Optional[str]) -> dict:
+    """Input values from --values FILE, then --var NAME=V, then --NAME V (later wins)."""
+    from gradcalc.values import parse_json_values, parse_value
+
+    texts: dict[str, str] = {}
+    i = 0
+    while i < len(extra):
+        m = _NAME_OPTION.match(extra[i])
+        if not m:
+            raise InputError(f"unexpected argument {extra[i]!r}",
+                             hint="give input values as --NAME VALUE, e.g. --x 2,1")
+        name, inline = m.group(1), m.group(2)
+        if inline is None:
+            if i + 1 >= len(extra):
+                raise InputError(f"--{name}: missing value", hint=f"as in --{name} 2,1")
+            inline = extra[i + 1]
+            i += 1
+        texts[name] = inline
+        i += 1
+    for item in var:
+        name, sep, text = item.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name.strip()):
+            raise InputError(f"--var {item!r}: expected NAME=VALUE")
+        texts.setdefault(name.strip(), text)
+    result = {}
+    if values_file is not None:
+        text = sys.stdin.read() if values_file == "-" else _read_file(values_file, "values file")
+        result.update(parse_json_values(text, values_file))
+    result.update({name: parse_value(text, f"--{name}") for name, text in texts.items()})
+    return result
+
+
+def _guarded(run, debug: bool) -> None:
+    """Run a command; turn gradcalc's errors (and anything unexpected) into `error:` and exit 2."""
+    try:
+        run()
+    except GradcalcError as e:
+        if debug:
+            raise
+        _error(e.render())
+        raise typer.Exit(e.exit_code)
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except MemoryError:
+        if debug:
+            raise
+        _error("out of memory: the input is too large")
+        raise typer.Exit(ExitCode.BAD_INPUT)
+    except Exception as e:  # a bug: still one line, no traceback
+        if debug:
+            raise
+        _error(f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)")
+        raise typer.Exit(ExitCode.BAD_INPUT)
+
+
+def _error(text: str) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(stderr=True, highlight=False)
+    message = Text("error:", style="bold red")
+    message.append(" " + text, style="default")
+    console.print(message, soft_wrap=True)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Entry point: returns the exit status; click's own usage errors become `error:` lines."""
+    try:
+        status = app(args=argv, prog_name="gradcalc", standalone_mode=False)
+    except typer.Exit as e:
+        return e.exit_code
+    except typer.TyperException as e:
+        _error(e.format_message())
+        return ExitCode.BAD_INPUT
+    except typer.Abort:
+        _error("aborted")
+        return ExitCode.BAD_INPUT
+    return status if isinstance(status, int) else ExitCode.OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Local partials of elementwise ops: derived once with SymPy, kept as small expression trees.
+
+`vjp_tree(op, i)` is `grad * d op / d arg_i` (PyTorch's formula where the op's row gives
+one) as nested tuples that `numeric.evaluate` runs with NumPy, so evaluating a program
+never walks SymPy objects. Only canonical symbols `a0, a1, ...` and `g` appear here: no
+user text ever reaches SymPy.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from gradcalc.ops import OPS
+
+# SymPy function classes and the numeric.evaluate name of each.
+_FUNCTIONS = {
+    "exp": "exp", "log": "log", "sin": "sin", "cos": "cos", "tan": "tan",
+    "asin": "arcsin", "acos": "arccos", "atan": "arctan", "sinh": "sinh", "cosh": "cosh",
+    "tanh": "tanh", "Abs": "abs", "sign": "sign", "erf": "erf", "atan2": "arctan2",
+    "Max": "maximum", "Min": "minimum",
+}
+_COMPARISONS = {"Equality": "==", "Unequality": "!=", "StrictLessThan": "<",
+                "LessThan": "<=", "StrictGreaterThan": ">", "GreaterThan": ">="}
+
+
+def symbols(sp, n: int) -> list:
+    return [sp.Symbol(f"a{i}", real=True) for i in range(n)]
+
+
+@lru_cache(maxsize=None)
+def display_partial(op_name: str, i: int):
+    """SymPy's derivative of the op's form by its i-th argument, on canonical symbols."""
+    import sympy as sp
+
+    row = OPS[op_name]
+    args = symbols(sp, row.arity)
+    return sp.diff(row.form(sp, *args), args[i])
+
+
+@lru_cache(maxsize=None)
+def vjp_tree(op_name: str, i: int) -> tuple:
+    """`g * partial_i` for an elementwise op, as an expression tree over ("g",) and ("arg", k)."""
+    import sympy as sp
+
+    row = OPS[op_name]
+    args = symbols(sp, row.arity)
+    overrides = row.torch_partials(sp, *args) if row.torch_partials else {}
+    partial = overrides[i] if i in overrides else display_partial(op_name, i)
+    g = sp.Symbol("g", real=True)
+    # piecewise_fold turns g*Piecewise((0, c), (p, True)) into Piecewise((0, c), (g*p, True)):
+    # a masked branch is then a true zero, not g*0 (which is nan for a nan or inf g).
+    return _tree(sp, sp.piecewise_fold(g * partial), args, g)
+
+
+def _tree(sp, e, args, g) -> tuple:
+    if e == g:
+        return ("g",)
+    if e.is_Symbol:
+        return ("arg", args.index(e))
+    if e.is_Number or e in (sp.pi, sp.E):
+        return ("num", float(e))
+    if e is sp.true:
+        return ("true",)
+    if e.is_Add:
+        return ("add", tuple(_tree(sp, t, args, g) for t in e.args))
+    if e.is_Mul:
+        return _product(sp, e, args, g)
+    if e.is_Pow:
+        return _power(sp, e.base, e.exp, args, g)
+    if isinstance(e, sp.Piecewise):
+        return ("where", tuple((_tree(sp, c, args, g), _tree(sp, v, args, g)) for v, c in e.args))
+    if isinstance(e, sp.Heaviside):
+        x = _tree(sp, e.args[0], args, g)
+        h0 = _tree(sp, e.args[1], args, g) if len(e.args) > 1 else ("num", 0.5)
+        return ("where", ((("cmp", ">", x, ("num", 0.0)), ("num", 1.0)),
+                          (("cmp", "<", x, ("num", 0.0)), ("num", 0.0)), (("true",), h0)))
+    kind = type(e).__name__
+    if kind in _COMPARISONS:
+        return ("cmp", _COMPARISONS[kind], _tree(sp, e.lhs, args, g), _tree(sp, e.rhs, args, g))
+    if kind in ("And", "Or", "Not"):
+        return (kind.lower(), tuple(_tree(sp, a, args, g) for a in e.args))
+    if kind in _FUNCTIONS:
+        return ("call", _FUNCTIONS[kind], tuple(_tree(sp, a, args, g) for a in e.args))
+    raise NotImplementedError(f"no numeric form for {kind}")  # a bug in the op table
+
+
+def _product(sp, e, args, g) -> tuple:
+    """A product as PyTorch writes its backward: grad * (the other factors) / denominators."""
+    has_g = g in e.args
+    numer, denom = [], []
+    for factor in e.args:
+        if factor == g:
+            continue
+        if factor.is_Pow and factor.exp.is_Number and factor.exp < 0:
+            denom.append(_power(sp, factor.base, -factor.exp, args, g))
+        else:
+            numer.append(_tree(sp, factor, args, g))
+    top = _chain(numer)
+    if has_g:
+        top = ("g",) if top is None else ("mul", (("g",), top))
+    if top is None:
+        top = ("num", 1.0)
+    return ("div", top, _chain(denom)) if denom else top
+
+
+def _chain(factors: list) -> tuple | None:
+    if not factors:
+        return None
+    return factors[0] if len(factors) == 1 else ("mul", tuple(factors))
+
+
+def _power(sp, base, exp, args, g) -> tuple:
+    b = _tree(sp, base, args, g)
+    if exp == 1:
+        return b
+    if exp == sp.Rational(1, 2):
+        return ("call", "sqrt", (b,))
+    if exp.is_Number and exp < 0:
+        return ("div", ("num", 1.0), _power(sp, base, -exp, args, g))
+    return ("pow", b, _tree(sp, exp, args, g))

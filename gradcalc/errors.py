@@ -1,0 +1,65 @@
+"""The one exception family gradcalc raises, and its exit codes."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    CHECK_FAILED = 1
+    BAD_INPUT = 2
+
+
+class GradcalcError(Exception):
+    """Bad input of any kind; the CLI prints `error: <message>` and exits 2."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def render(self) -> str:
+        """The text after `error: `, possibly several lines (caret, hint)."""
+        return self.message if self.hint is None else f"{self.message}\nhint: {self.hint}"
+
+
+class ParseError(GradcalcError):
+    """A syntax error at a 1-based line and column of the program text."""
+
+    def __init__(self, message: str, source: str, line: int, col: int, hint: str | None = None):
+        super().__init__(message, hint)
+        self.source = source
+        self.line = line
+        self.col = col
+
+    def render(self) -> str:
+        lines = self.source.splitlines() or [""]
+        text = lines[self.line - 1] if 0 < self.line <= len(lines) else ""
+        shown = "".join(_printable(ch) for ch in text)
+        caret_pad = "".join(" " * len(_printable(ch)) if ch != "\t" else "\t" for ch in text[: self.col - 1])
+        out = f"line {self.line}, column {self.col}: {self.message}\n  {shown}\n  {caret_pad}^"
+        return out if self.hint is None else f"{out}\nhint: {self.hint}"
+
+
+class InputError(GradcalcError):
+    """A missing, unknown or malformed input value, seed or option."""
+
+
+class ShapeError(GradcalcError):
+    """Shapes that do not broadcast, or a seed that does not fit its output."""
+
+
+class TorchError(GradcalcError):
+    """One of PyTorch's runtime errors, worded as PyTorch words it."""
+
+
+def _printable(ch: str) -> str:
+    """Show control, format (bidi) and other invisible characters as escapes."""
+    import unicodedata
+
+    if ch == "\t" or (ch.isprintable() and unicodedata.category(ch) not in ("Cf", "Zl", "Zp")):
+        return ch
+    return ch.encode("unicode_escape").decode("ascii")

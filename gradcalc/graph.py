@@ -1,0 +1,239 @@
+"""Program + input values -> tensor nodes with PyTorch's leaf / requires_grad / grad_fn semantics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+import numpy as np
+
+from gradcalc import syntax
+from gradcalc.errors import InputError, ShapeError, TorchError
+from gradcalc.ops import OPS, Kind, Op
+
+
+@dataclass(frozen=True)
+class Const:
+    """A Python number, as torch sees `2` in `x * 2`: folded in float64, never a tensor."""
+
+    value: float
+    expr: syntax.Expr  # kept for the exact symbolic display (`1/2`, `pi`)
+
+
+@dataclass(eq=False)
+class Node:
+    """One tensor. Program order is a topological order: args are always older nodes."""
+
+    id: int
+    value: np.ndarray
+    requires_grad: bool
+    op: Optional[Op] = None                     # None for an input or a detached leaf
+    args: tuple = ()                            # Node | Const
+    grad_fn: Optional[str] = None
+    name: Optional[str] = None                  # the name the program bound it to, if any
+    line: Optional[int] = None
+    detached_from: Optional["Node"] = None
+    retains_grad: bool = False
+    grad: Optional[np.ndarray] = None
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.value.shape
+
+
+Binding = Union[Node, Const]
+
+
+@dataclass
+class Graph:
+    nodes: list[Node]
+    bindings: dict[str, Binding]   # each name's final binding
+    inputs: list[str]              # names read before any assignment, in order of first appearance
+    assigned: list[str]            # other assigned names, in order of their final assignment
+    last_assigned: Optional[str]
+    dtype: np.dtype
+    program: syntax.Program = field(repr=False, default=None)
+
+    @property
+    def names(self) -> list[str]:
+        """Report order: inputs first, then assigned names by final assignment."""
+        return self.inputs + self.assigned
+
+
+def find_inputs(program: syntax.Program) -> list[str]:
+    """Names read before any assignment, in order of first appearance."""
+    assigned: set[str] = set()
+    inputs: dict[str, None] = {}
+    for statement in program.statements:
+        if isinstance(statement, syntax.RetainGrad):
+            read = [statement.name]
+        else:
+            read = [e.id for e in _walk(statement.value) if isinstance(e, syntax.Name)]
+        for name in read:
+            if name not in assigned:
+                inputs.setdefault(name)
+        if isinstance(statement, syntax.Assign):
+            assigned.add(statement.target)
+    return list(inputs)
+
+
+def _walk(expr: syntax.Expr):
+    """Sub-expressions in evaluation order (left to right), without recursion."""
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        yield e
+        if isinstance(e, syntax.Call):
+            stack.extend(reversed(e.args))
+
+
+def build(program: syntax.Program, values: dict[str, np.ndarray], *, dtype=np.float32,
+          no_grad: frozenset[str] = frozenset(), retain: tuple[str, ...] = ()) -> Graph:
+    dtype = np.dtype(dtype)
+    inputs = find_inputs(program)
+    _check_values(program, inputs, values, no_grad)
+    builder = _Builder(dtype)
+    bindings = builder.bindings
+    for name in inputs:
+        leaf = builder.node(np.asarray(values[name], dtype=dtype), requires_grad=name not in no_grad)
+        leaf.name = name
+        bindings[name] = leaf
+    order: dict[str, None] = {}
+    for statement in program.statements:
+        if isinstance(statement, syntax.RetainGrad):
+            retain_grad(bindings[statement.name], statement.name)
+            continue
+        result = builder.evaluate(statement.value)
+        if isinstance(result, Node) and result.name is None:
+            result.name, result.line = statement.target, statement.pos.line
+        bindings[statement.target] = result
+        order.pop(statement.target, None)
+        order[statement.target] = None
+    for name in retain:
+        if name not in bindings:
+            raise InputError(f"--retain {name}: the program has no tensor named '{name}'")
+        retain_grad(bindings[name], name)
+    assigned = [n for n in order if n not in inputs]
+    last = next(iter(reversed(order)), None)
+    return Graph(builder.nodes, bindings, inputs, assigned, last, dtype, program)
+
+
+def retain_grad(binding: Binding, name: str) -> None:
+    """`name.retain_grad()`: a no-op on a leaf, an error without requires_grad, as torch."""
+    if isinstance(binding, Const):
+        raise InputError(f"'{name}' is a number, not a tensor: it has no grad to retain")
+    if not binding.requires_grad:
+        raise TorchError("can't retain_grad on Tensor that has requires_grad=False",
+                         hint=f"'{name}' does not require grad (detached, --no-grad, or computed only from such tensors)")
+    if not binding.is_leaf:
+        binding.retains_grad = True
+
+
+def _check_values(program, inputs: list[str], values: dict, no_grad) -> None:
+    missing = [n for n in inputs if n not in values]
+    if missing:
+        n = missing[0]
+        raise InputError(f"no value for input '{n}'", hint=f"pass --{n} VALUE (or --var {n}=VALUE)")
+    for name in values:
+        if name not in inputs:
+            what = "assigned by the program" if _assigns(program, name) else "not read by the program"
+            raise InputError(f"a value was given for '{name}', which is {what}")
+    for name in no_grad:
+        if name not in inputs:
+            raise InputError(f"--no-grad {name}: '{name}' is not an input of the program")
+
+
+def _assigns(program, name: str) -> bool:
+    return any(isinstance(s, syntax.Assign) and s.target == name for s in program.statements)
+
+
+class _Builder:
+    def __init__(self, dtype: np.dtype):
+        self.dtype = dtype
+        self.nodes: list[Node] = []
+        self.bindings: dict[str, Binding] = {}
+
+    def node(self, value: np.ndarray, requires_grad: bool, **fields) -> Node:
+        n = Node(id=len(self.nodes), value=value, requires_grad=requires_grad, **fields)
+        self.nodes.append(n)
+        return n
+
+    def evaluate(self, expr: syntax.Expr, env: Optional[dict] = None) -> Binding:
+        """Post-order evaluation with an explicit stack: deep expressions never recurse."""
+        env = self.bindings if env is None else env
+        done: list[Binding] = []
+        stack: list[tuple[syntax.Expr, bool]] = [(expr, False)]
+        while stack:
+            e, expanded = stack.pop()
+            if isinstance(e, syntax.Number):
+                done.append(Const(e.value, e))
+            elif isinstance(e, syntax.Name):
+                done.append(env[e.id])
+            elif not expanded:
+                stack.append((e, True))
+                stack.extend((a, False) for a in reversed(e.args))
+            else:
+                args = done[len(done) - len(e.args):]
+                del done[len(done) - len(e.args):]
+                done.append(self.apply(OPS[e.op], tuple(args), e))
+        return done[0]
+
+    def apply(self, op: Op, args: tuple, expr: syntax.Call) -> Binding:
+        kinds = tuple(isinstance(a, Node) for a in args)
+        lowered = op.lower(kinds) if op.lower else None
+        if lowered is not None:
+            return self._apply_lowered(lowered, args, expr)
+        if not any(kinds):
+            return _fold(op, args, expr)
+        if op.kind is Kind.IDENTITY:
+            return args[0]
+        (first,) = [a for a in args if isinstance(a, Node)][:1]
+        if op.kind is Kind.DETACH:
+            return self.node(first.value, requires_grad=False, detached_from=first, line=expr.pos.line)
+        if op.kind is Kind.ELEMENTWISE:
+            _check_broadcast([a.shape for a in args if isinstance(a, Node)])
+        value = _forward(op, args, self.dtype)
+        requires_grad = any(a.requires_grad for a in args if isinstance(a, Node))
+        return self.node(value, requires_grad, op=op, args=args,
+                         grad_fn=op.grad_fn_name(kinds) if requires_grad else None,
+                         line=expr.pos.line)
+
+    def _apply_lowered(self, call: tuple, args: tuple, expr: syntax.Call) -> Binding:
+        name, parts = call
+        resolved = tuple(args[p] if isinstance(p, int) else self._apply_lowered(p, args, expr)
+                         for p in parts)
+        return self.apply(OPS[name], resolved, expr)
+
+
+def _forward(op: Op, args: tuple, dtype: np.dtype) -> np.ndarray:
+    operands = [a.value for a in args]
+    with np.errstate(all="ignore"):
+        return np.asarray(op.forward(*operands), dtype=dtype)
+
+
+def _fold(op: Op, args: tuple, expr: syntax.Call) -> Const:
+    """Numbers only: Python arithmetic, in float64 (overflow is inf, as in torch's float math)."""
+    with np.errstate(all="ignore"):
+        value = op.forward(*(np.float64(a.value) for a in args))
+    # Built from the operands' own expressions, so that a Const never refers to a name.
+    return Const(float(value), syntax.Call(op.name, tuple(a.expr for a in args), expr.pos))
+
+
+def _check_broadcast(shapes: list[tuple[int, ...]]) -> None:
+    """torch's infer_size error, for the first pair of shapes that do not broadcast."""
+    if len(shapes) < 2:
+        return
+    a, b = shapes[0], shapes[1]
+    ndim = max(len(a), len(b))
+    for i in range(ndim - 1, -1, -1):
+        offset = ndim - 1 - i
+        size_a = a[len(a) - 1 - offset] if offset < len(a) else 1
+        size_b = b[len(b) - 1 - offset] if offset < len(b) else 1
+        if size_a != size_b and size_a != 1 and size_b != 1:
+            raise ShapeError(
+                f"The size of tensor a ({size_a}) must match the size of tensor b ({size_b}) "
+                f"at non-singleton dimension {i}")

@@ -1,0 +1,146 @@
+"""The three report formats of `gradcalc eval`: table, torch and json."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from enum import Enum
+from typing import Optional
+
+import numpy as np
+
+from gradcalc.graph import Binding, Const, Node
+from gradcalc.session import Evaluation
+from gradcalc.tensor_str import tensor_repr
+
+
+class Format(str, Enum):
+    table = "table"
+    torch = "torch"
+    json = "json"
+
+
+@dataclass
+class Row:
+    name: str
+    binding: Binding
+
+    @property
+    def is_tensor(self) -> bool:
+        return isinstance(self.binding, Node)
+
+    @property
+    def requires_grad(self) -> bool:
+        return self.is_tensor and self.binding.requires_grad
+
+    @property
+    def is_leaf(self) -> bool:
+        return not self.is_tensor or self.binding.is_leaf
+
+    @property
+    def grad_fn(self) -> Optional[str]:
+        return self.binding.grad_fn if self.is_tensor else None
+
+    @property
+    def grad(self) -> Optional[np.ndarray]:
+        return self.binding.grad if self.is_tensor else None
+
+
+def rows(evaluation: Evaluation) -> list[Row]:
+    graph = evaluation.graph
+    return [Row(name, graph.bindings[name]) for name in graph.names]
+
+
+def data_text(row: Row) -> str:
+    if not row.is_tensor:
+        return repr(row.binding.value)
+    return tensor_repr(row.binding.value)
+
+
+def grad_text(row: Row) -> str:
+    return "None" if row.grad is None else tensor_repr(row.grad)
+
+
+def render_torch(evaluation: Evaluation) -> str:
+    """`print(t.data, t.grad)` for each name bound to a leaf or a tensor that retains grad."""
+    lines = [f"{data_text(r)} {grad_text(r)}" for r in rows(evaluation)
+             if r.is_tensor and (r.is_leaf or r.binding.retains_grad)]
+    return "".join(line + "\n" for line in lines)
+
+
+def symbolic_partials(evaluation: Evaluation) -> dict[str, dict[str, Optional[str]]]:
+    """{name: {output: d output / d name as a SymPy string, or None}}."""
+    from gradcalc.session import output_node
+    from gradcalc.symbolic import Symbolic
+
+    symbolic = Symbolic(evaluation.graph)
+    per_output = {out: symbolic.partials(output_node(evaluation.graph, out))
+                  for out in dict.fromkeys(evaluation.outputs)}
+    result: dict[str, dict[str, Optional[str]]] = {}
+    for row in rows(evaluation):
+        result[row.name] = {}
+        for out, partials in per_output.items():
+            expr = partials.get(row.binding.id) if row.is_tensor else None
+            result[row.name][out] = None if expr is None else str(expr)
+    return result
+
+
+def render_json(evaluation: Evaluation) -> str:
+    partials = symbolic_partials(evaluation)
+    tensors = []
+    for row in rows(evaluation):
+        value = row.binding.value
+        tensors.append({
+            "name": row.name,
+            "shape": list(np.shape(value)),
+            "data": _json_array(value),
+            "grad": None if row.grad is None else _json_array(row.grad),
+            "requires_grad": row.requires_grad,
+            "is_leaf": row.is_leaf,
+            "grad_fn": row.grad_fn,
+            "partials": partials[row.name],
+        })
+    document = {"dtype": evaluation.graph.dtype.name, "outputs": list(evaluation.outputs),
+                "tensors": tensors}
+    return json.dumps(document, indent=2, allow_nan=False) + "\n"
+
+
+def _json_array(value) -> object:
+    """Nested lists of numbers; nan and infinities as strings; float32 by its shortest digits."""
+    array = np.asarray(value)
+    if array.dtype == np.float32:
+        flat = [_json_number(float(str(v))) for v in array.ravel()]
+    else:
+        flat = [_json_number(float(v)) for v in array.ravel()]
+    if array.ndim == 0:
+        return flat[0]
+    return np.array(flat, dtype=object).reshape(array.shape).tolist()
+
+
+def _json_number(x: float) -> object:
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return x
+
+
+def render_table(evaluation: Evaluation, console) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    partials = symbolic_partials(evaluation)
+    seeds = ", ".join(f"{out}.backward({'' if s is None else tensor_repr(s)})"
+                      for out, s in zip(evaluation.outputs, evaluation.seeds))
+    table = Table(title=seeds, title_justify="left", show_lines=True)
+    for header in ("name", "data", "grad", "requires_grad", "is_leaf", "grad_fn"):
+        table.add_column(header, overflow="fold")
+    for out in dict.fromkeys(evaluation.outputs):
+        table.add_column(f"∂{out}/∂name", overflow="fold")
+    for row in rows(evaluation):
+        cells = (row.name, data_text(row), grad_text(row), str(row.requires_grad),
+                 str(row.is_leaf), row.grad_fn or "None",
+                 *(p if p is not None else "—" for p in partials[row.name].values()))
+        table.add_row(*(Text(c) for c in cells))
+    console.print(table)

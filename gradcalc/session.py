@@ -1,0 +1,51 @@
+"""One evaluation end to end, as a library call: parse, build the graph, run backward."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+
+from gradcalc import syntax
+from gradcalc.backward import backward
+from gradcalc.errors import InputError
+from gradcalc.graph import Const, Graph, Node, build
+from gradcalc.parser import parse
+
+
+@dataclass
+class Evaluation:
+    graph: Graph
+    outputs: list[str]
+    seeds: list[Optional[np.ndarray]] = field(default_factory=list)
+
+
+def evaluate(source: str | syntax.Program, values: dict[str, np.ndarray], *,
+             outputs: Sequence[str] = (), seeds: Sequence[np.ndarray] = (),
+             retain: Sequence[str] = (), no_grad: Sequence[str] = (),
+             dtype: str = "float32") -> Evaluation:
+    """What the PyTorch program does: build the tensors, then `out.backward(seed)` for each output."""
+    program = parse(source) if isinstance(source, str) else source
+    graph = build(program, values, dtype=np.dtype(dtype), no_grad=frozenset(no_grad),
+                  retain=tuple(retain))
+    outputs = list(outputs) or ([graph.last_assigned] if graph.last_assigned else [])
+    if not outputs:
+        raise InputError("the program assigns no tensor to call backward() on",
+                         hint="write at least one assignment, as in b = x * 2")
+    if len(seeds) > len(outputs):
+        raise InputError(f"{len(seeds)} --seed values for {len(outputs)} output(s)",
+                         hint="give one --seed per --output, in order")
+    padded = [np.asarray(s, dtype=dtype) for s in seeds] + [None] * (len(outputs) - len(seeds))
+    for name, seed in zip(outputs, padded):
+        backward(graph, output_node(graph, name), seed)
+    return Evaluation(graph, outputs, padded)
+
+
+def output_node(graph: Graph, name: str) -> Node:
+    binding = graph.bindings.get(name)
+    if binding is None:
+        raise InputError(f"--output {name}: the program has no tensor named '{name}'")
+    if isinstance(binding, Const):
+        raise InputError(f"--output {name}: '{name}' is a number, not a tensor")
+    return binding

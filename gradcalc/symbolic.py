@@ -1,0 +1,127 @@
+"""Symbolic partials for display: d output / d tensor over the user's names, via the chain rule.
+
+Each node's local partial comes from the op table (SymPy's derivative of the row's form);
+the chain rule multiplies and sums them along grad-requiring paths, as backward does with
+numbers. Nothing here feeds a number: the values come from `backward` alone.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+from gradcalc import syntax
+from gradcalc.derive import display_partial, symbols
+from gradcalc.graph import Binding, Const, Graph, Node
+from gradcalc.ops import OPS, Kind
+
+# Beyond this many SymPy nodes an expression is shown by its name instead of expanded.
+EXPANSION_BUDGET = 400
+
+
+class Symbolic:
+    """The SymPy value of every node of a graph, over input names (budgeted)."""
+
+    def __init__(self, graph: Graph):
+        import sympy
+
+        self.sp = sympy
+        self.graph = graph
+        self.values: dict[int, object] = {}
+        for node in graph.nodes:
+            self.values[node.id] = self._value(node)
+
+    def of(self, binding: Binding):
+        if isinstance(binding, Const):
+            return constant(self.sp, binding)
+        return self.values[binding.id]
+
+    def _value(self, node: Node):
+        sp = self.sp
+        if node.op is None:
+            if node.detached_from is not None:
+                return self.values[node.detached_from.id]
+            return sp.Symbol(node.name, real=True)
+        args = [self.of(a) for a in node.args]
+        if node.op.kind is Kind.ELEMENTWISE:
+            value = node.op.form(sp, *args)
+        else:
+            value = sp.Function(node.op.name)(*args)
+        if _size(value) > EXPANSION_BUDGET:
+            return sp.Symbol(node.name or f"t{node.id}", real=True)
+        return value
+
+    def local_partial(self, node: Node, i: int):
+        sp = self.sp
+        args = [self.of(a) for a in node.args]
+        if node.op.kind is Kind.ELEMENTWISE:
+            canonical = symbols(sp, node.op.arity)
+            return display_partial(node.op.name, i).xreplace(dict(zip(canonical, args)))
+        shapes = [a.shape if isinstance(a, Node) else () for a in node.args]
+        return node.op.display_partials(sp, args, shapes)[i]
+
+    def partials(self, output: Node) -> dict[int, object]:
+        """d output / d node for every node joined to the output by grad-requiring operations."""
+        if not output.requires_grad:
+            return {}
+        result = {output.id: self.sp.Integer(1)}
+        for node in reversed(self.graph.nodes[: output.id + 1]):
+            upstream = result.get(node.id)
+            if upstream is None or node.is_leaf:
+                continue
+            for i, arg in enumerate(node.args):
+                if isinstance(arg, Node) and arg.requires_grad:
+                    term = upstream * self.local_partial(node, i)
+                    result[arg.id] = term if arg.id not in result else result[arg.id] + term
+        return result
+
+
+def constant(sp, const: Const):
+    """A folded number, exact where the program wrote it exactly (`1/2`, `pi`), else a Float."""
+    expr = const.expr
+    if isinstance(expr, syntax.Number):
+        if expr.text == "pi":
+            return sp.pi
+        if len(expr.text) <= 20 and math.isfinite(const.value):
+            return sp.Rational(expr.text) if any(c in expr.text for c in ".eE") else sp.Integer(expr.text)
+    elif isinstance(expr, syntax.Call) and _small_exact(expr):
+        args = [constant(sp, Const(0.0, a)) for a in expr.args]
+        row = OPS[expr.op]
+        if row.kind is Kind.ELEMENTWISE or row.kind is Kind.IDENTITY:
+            return row.form(sp, *args) if row.form else args[0]
+    if const.value.is_integer() and abs(const.value) < 2**53:
+        return sp.Integer(int(const.value))
+    return sp.Float(const.value)
+
+
+def _small_exact(expr: syntax.Call) -> bool:
+    """Exact arithmetic only on a few short literals with small exponents: no SymPy bombs."""
+    nodes = 0
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        nodes += 1
+        if nodes > 20:
+            return False
+        if isinstance(e, syntax.Number) and (len(e.text) > 12 or not math.isfinite(e.value)):
+            return False
+        if isinstance(e, syntax.Call):
+            if e.op == "pow" and not (isinstance(e.args[1], syntax.Number) and abs(e.args[1].value) <= 64):
+                return False
+            stack.extend(e.args)
+    return True
+
+
+def _size(expr, limit: int = EXPANSION_BUDGET) -> int:
+    """The number of nodes of a SymPy expression, counting no further than past `limit`."""
+    count = 0
+    stack = [expr]
+    while stack and count <= limit:
+        e = stack.pop()
+        count += 1
+        stack.extend(e.args)
+    return count
+
+
+def to_text(expr: Optional[object]) -> Optional[str]:
+    return None if expr is None else str(expr)

@@ -1,0 +1,127 @@
+"""Input values from the command line (`2,1`, `[[1,2],[3,4]]`, `nan`) and JSON files."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+import numpy as np
+
+from gradcalc.errors import InputError
+
+_TOKEN = re.compile(r"\s*(?:(?P<punct>[\[\],])|(?P<number>[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)"
+                    r"(?:[eE][+-]?[0-9]+)?|nan|inf|infinity))|(?P<bad>\S))", re.IGNORECASE)
+MAX_ELEMENTS = 50_000_000
+
+
+def parse_value(text: str, what: str) -> np.ndarray:
+    """`3` (0-d), `2,1` or `[2,1]` (1-d), `[[1,2],[3,4]]` (n-d), as a float64 array."""
+    tokens = _tokens(text, what)
+    if not tokens:
+        raise InputError(f"{what}: empty value")
+    if tokens[0] != "[" and "," in tokens:
+        tokens = ["[", *tokens, "]"]
+    nested, end = _parse(tokens, 0, what)
+    if end != len(tokens):
+        raise InputError(f"{what}: unexpected '{tokens[end]}' in value {text!r}")
+    return to_array(nested, what)
+
+
+def _tokens(text: str, what: str) -> list:
+    tokens, pos = [], 0
+    text = text.rstrip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None or m.group("bad"):
+            bad = text[m.start("bad")] if m else text[pos]
+            raise InputError(f"{what}: cannot read {bad!r} in value {text!r}",
+                             hint="a value is a number, a comma-separated list, or nested [lists]")
+        tokens.append(m.group("punct") or float(m.group("number")))
+        pos = m.end()
+    return tokens
+
+
+def _parse(tokens: list, i: int, what: str) -> tuple[Any, int]:
+    """One element or bracketed list starting at tokens[i]; lists are parsed with a stack."""
+    if tokens[i] != "[":
+        if isinstance(tokens[i], str):
+            raise InputError(f"{what}: expected a number, found '{tokens[i]}'")
+        return tokens[i], i + 1
+    stack: list[list] = []
+    while True:
+        tok = tokens[i] if i < len(tokens) else None
+        if tok == "[":
+            stack.append([])
+            i += 1
+            if i >= len(tokens) or tokens[i] != "]":
+                continue
+        elif isinstance(tok, float):
+            stack[-1].append(tok)
+            i += 1
+        else:
+            raise InputError(f"{what}: expected a number or '[', found {_show(tok)}")
+        while i < len(tokens) and tokens[i] == "]":
+            done = stack.pop()
+            i += 1
+            if not stack:
+                return done, i
+            stack[-1].append(done)
+        if i >= len(tokens):
+            raise InputError(f"{what}: unclosed '['")
+        if tokens[i] != ",":
+            raise InputError(f"{what}: expected ',' or ']', found {_show(tokens[i])}")
+        i += 1
+
+
+def _show(tok) -> str:
+    return "the end of the value" if tok is None else f"'{tok}'"
+
+
+def to_array(nested: Any, what: str) -> np.ndarray:
+    """A rectangular nested list of numbers as a float64 array, or an error naming `what`."""
+    shape = _shape(nested, what)
+    if math.prod(shape) > MAX_ELEMENTS:
+        raise InputError(f"{what}: {math.prod(shape)} elements is more than the limit of {MAX_ELEMENTS}")
+    return np.array(nested, dtype=np.float64).reshape(shape)
+
+
+def _shape(nested: Any, what: str) -> tuple[int, ...]:
+    shape: list[int] = []
+    level = [nested]
+    while level and isinstance(level[0], list):
+        sizes = {len(x) if isinstance(x, list) else -1 for x in level}
+        if len(sizes) != 1 or -1 in sizes:
+            raise InputError(f"{what}: ragged nested list (sub-lists of different lengths at depth {len(shape) + 1})")
+        shape.append(sizes.pop())
+        level = [y for x in level for y in x]
+    if any(isinstance(x, list) for x in level):
+        raise InputError(f"{what}: ragged nested list at depth {len(shape) + 1}")
+    for x in level:
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            raise InputError(f"{what}: {json.dumps(x)} is not a number")
+    return tuple(shape)
+
+
+_JSON_SPECIALS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf, "infinity": math.inf,
+                  "-infinity": -math.inf}
+
+
+def parse_json_values(text: str, source: str) -> dict[str, np.ndarray]:
+    """`{"x": [2, 1], "s": 3}`; "nan", "inf" and "-inf" may be strings, as gradcalc's json prints them."""
+    try:
+        data = json.loads(text, parse_constant=lambda c: float(c.replace("Infinity", "inf")))
+    except (ValueError, RecursionError) as e:
+        raise InputError(f"{source}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: expected a JSON object of input values, like {{\"x\": [2, 1]}}")
+    return {name: to_array(_specials(v), f"{source}: input '{name}'") for name, v in data.items()}
+
+
+def _specials(value: Any) -> Any:
+    if isinstance(value, str):
+        return _JSON_SPECIALS.get(value.lower(), value)
+    if isinstance(value, list):
+        return [_specials(v) for v in value]
+    return value

@@ -53,6 +53,7 @@ Inputs are the names the program reads before assigning them; give each a value 
 
 Example (the PyTorch program x+y*2, z/2, b.backward(torch.ones(2))):
 
+\b
   gradcalc eval "a = x + 2*y; b = a + z/2" --x 2,1 --y 1,3 --z 5,2 --seed 1,1 --retain a --format torch
 """
 
@@ -64,7 +65,7 @@ _NAME_OPTION = re.compile(r"--([A-Za-z_][A-Za-z0-9_]*)(?:=(.*))?$", re.DOTALL)
 def eval_command(
     ctx: typer.Context,
     program: Annotated[str, typer.Argument(
-        help="The program text, @FILE to read it from a file, or - for stdin.", show_default=False)],
+        metavar="PROGRAM", help="The program text, @FILE to read it from a file, or - for stdin.", show_default=False)],
     var: Annotated[list[str], typer.Option(
         "--var", metavar="NAME=V", help="An input's value (repeatable); for names that clash with options.")] = [],
     values: Annotated[Optional[str], typer.Option(
@@ -77,7 +78,8 @@ def eval_command(
         "--retain", metavar="NAME", help="Call NAME.retain_grad() (repeatable or comma-separated).")] = [],
     no_grad: Annotated[list[str], typer.Option(
         "--no-grad", metavar="NAME", help="An input that does not require grad (repeatable or comma-separated).")] = [],
-    dtype: Annotated[DType, typer.Option("--dtype", help="The dtype of every tensor.")] = DType.float32,
+    dtype: Annotated[str, typer.Option(
+        "--dtype", metavar="float32|float64", help="The dtype of every tensor (as torch.Tensor: float32).")] = "float32",
     format: Annotated[str, typer.Option(
         "--format", metavar="table|torch|json", help="table (default), torch (print(t.data, t.grad) lines) or json.")] = "table",
     debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks.")] = False,
@@ -89,11 +91,12 @@ def eval_command(
         from gradcalc.values import parse_value
 
         fmt = _choice(Format, format, "--format")
+        dt = _choice(DType, dtype, "--dtype")
         source = read_program(program)
         inputs = _input_values(ctx.args, var, values)
         evaluation = evaluate(
             source, inputs, outputs=output, seeds=[parse_value(s, "--seed") for s in seed],
-            retain=_split(retain), no_grad=_split(no_grad), dtype=dtype.value)
+            retain=_split(retain), no_grad=_split(no_grad), dtype=dt.value)
         _print_report(evaluation, fmt)
 
     _guarded(run, debug)

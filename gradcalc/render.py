@@ -101,9 +101,11 @@ def render_json(evaluation: Evaluation) -> str:
             "grad_fn": row.grad_fn,
             "partials": partials[row.name],
         })
-    document = {"dtype": evaluation.graph.dtype.name, "outputs": list(evaluation.outputs),
-                "tensors": tensors}
-    return json.dumps(document, indent=2, allow_nan=False) + "\n"
+    # One tensor a line: readable by people, and by jq like any JSON.
+    body = ",\n".join(f"    {json.dumps(t, allow_nan=False)}" for t in tensors)
+    return (f'{{\n  "dtype": {json.dumps(evaluation.graph.dtype.name)},\n'
+            f'  "outputs": {json.dumps(list(evaluation.outputs))},\n'
+            f'  "tensors": [\n{body}\n  ]\n}}\n')
 
 
 def _json_array(value) -> object:

@@ -12,7 +12,7 @@ import numpy as np
 from gradcalc.errors import InputError
 
 _TOKEN = re.compile(r"\s*(?:(?P<punct>[\[\],])|(?P<number>[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)"
-                    r"(?:[eE][+-]?[0-9]+)?|nan|inf|infinity))|(?P<bad>\S))", re.IGNORECASE)
+                    r"(?:[eE][+-]?[0-9]+)?|nan|infinity|inf))|(?P<bad>\S))", re.IGNORECASE)
 MAX_ELEMENTS = 50_000_000
 
 

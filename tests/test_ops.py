@@ -1,0 +1,76 @@
+"""Every row of the op table, checked the moment it is declared."""
+
+import numpy as np
+import pytest
+
+from gradcalc.derive import display_partial, vjp_tree
+from gradcalc.numeric import evaluate
+from gradcalc.ops import FUNCTIONS, OPS, Kind
+
+ELEMENTWISE = [row for row in OPS.values() if row.kind is Kind.ELEMENTWISE]
+OTHERS = [row for row in OPS.values() if row.kind in (Kind.REDUCTION, Kind.LINALG)]
+
+
+@pytest.mark.parametrize("row", ELEMENTWISE, ids=lambda r: r.name)
+def test_elementwise_partials_match_central_differences(row):
+    rng = np.random.default_rng(0)
+    args = [rng.uniform(0.6, 1.4, size=5) for _ in range(row.arity)]
+    g = rng.uniform(-2, 2, size=5)
+    eps = 1e-6
+    for i in range(row.arity):
+        got = evaluate(vjp_tree(row.name, i), g, args, np.float64)
+        plus = [a + eps if k == i else a for k, a in enumerate(args)]
+        minus = [a - eps if k == i else a for k, a in enumerate(args)]
+        numeric = g * (row.forward(*plus) - row.forward(*minus)) / (2 * eps)
+        np.testing.assert_allclose(got, numeric, rtol=1e-5, atol=1e-7, err_msg=f"{row.name} arg {i}")
+
+
+@pytest.mark.parametrize("row", ELEMENTWISE, ids=lambda r: r.name)
+def test_elementwise_rows_have_a_display_partial_and_grad_fn(row):
+    for i in range(row.arity):
+        assert display_partial(row.name, i) is not None
+    assert row.grad_fn_name((True,) * row.arity).endswith(("Backward0", "Backward1", "Backward2"))
+
+
+@pytest.mark.parametrize("row", OTHERS, ids=lambda r: r.name)
+def test_hand_written_rules_are_complete(row):
+    assert row.vjp is not None and row.display_partials is not None
+    rng = np.random.default_rng(1)
+    args = [rng.uniform(-1, 1, size=(2, 3)) for _ in range(row.arity)]
+    result = row.forward(*args)
+    grads = row.vjp(np.ones_like(result), args, result)
+    assert len(grads) == row.arity
+    for g, a in zip(grads, args):
+        assert np.shape(g) == np.shape(a)
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_every_function_parses_as_call_and_method(name):
+    from gradcalc.parser import parse
+
+    row = FUNCTIONS[name]
+    others = ", ".join(["y"] * (row.arity - 1))
+    call = parse(f"b = {name}(x{', ' + others if others else ''})").statements[0].value
+    method = parse(f"b = x.{name}({others})").statements[0].value
+    assert call.op == method.op == name
+    assert len(call.args) == len(method.args) == row.arity
+
+
+@pytest.mark.parametrize("kinds, expected", [
+    ((True, True), "SubBackward0"), ((True, False), "SubBackward0"), ((False, True), "RsubBackward1")])
+def test_grad_fn_names_depend_on_operand_kinds(kinds, expected):
+    assert OPS["sub"].grad_fn_name(kinds) == expected
+
+
+@pytest.mark.parametrize("kinds, expected", [
+    ((True, False), "PowBackward0"), ((True, True), "PowBackward1"), ((False, True), "PowBackward2")])
+def test_pow_grad_fn_names(kinds, expected):
+    assert OPS["pow"].grad_fn_name(kinds) == expected
+
+
+def test_importing_the_table_imports_no_sympy():
+    import subprocess
+    import sys
+
+    code = "import gradcalc.ops, gradcalc.graph, gradcalc.backward, sys; assert 'sympy' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -135,14 +135,18 @@ def render_table(evaluation: Evaluation, console) -> None:
     partials = symbolic_partials(evaluation)
     seeds = ", ".join(f"{out}.backward({'' if s is None else tensor_repr(s)})"
                       for out, s in zip(evaluation.outputs, evaluation.seeds))
-    table = Table(title=seeds, title_justify="left", show_lines=True)
+    cells = [_cells(row, partials[row.name]) for row in rows(evaluation)]
+    multiline = any("\n" in c for row in cells for c in row)
+    table = Table(title=seeds, title_justify="left", show_lines=multiline)
     for header in ("name", "data", "grad", "requires_grad", "is_leaf", "grad_fn"):
         table.add_column(header, overflow="fold")
     for out in dict.fromkeys(evaluation.outputs):
         table.add_column(f"∂{out}/∂name", overflow="fold")
-    for row in rows(evaluation):
-        cells = (row.name, data_text(row), grad_text(row), str(row.requires_grad),
-                 str(row.is_leaf), row.grad_fn or "None",
-                 *(p if p is not None else "—" for p in partials[row.name].values()))
-        table.add_row(*(Text(c) for c in cells))
+    for row in cells:
+        table.add_row(*(Text(c) for c in row))
     console.print(table)
+
+
+def _cells(row: Row, partials: dict[str, Optional[str]]) -> tuple[str, ...]:
+    return (row.name, data_text(row), grad_text(row), str(row.requires_grad), str(row.is_leaf),
+            row.grad_fn or "None", *(p if p is not None else "—" for p in partials.values()))

@@ -102,7 +102,7 @@ def render_json(evaluation: Evaluation) -> str:
             "partials": partials[row.name],
         })
     # One tensor a line: readable by people, and by jq like any JSON.
-    body = ",\n".join(f"    {json.dumps(t, allow_nan=False)}" for t in tensors)
+    body = ",\n".join(f"    {json.dumps(t, allow_nan=False, ensure_ascii=False)}" for t in tensors)
     return (f'{{\n  "dtype": {json.dumps(evaluation.graph.dtype.name)},\n'
             f'  "outputs": {json.dumps(list(evaluation.outputs))},\n'
             f'  "tensors": [\n{body}\n  ]\n}}\n')

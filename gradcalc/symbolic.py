@@ -15,8 +15,10 @@ from gradcalc.derive import display_partial, symbols
 from gradcalc.graph import Binding, Const, Graph, Node
 from gradcalc.ops import OPS, Kind
 
-# Beyond this many SymPy nodes an expression is shown by its name instead of expanded.
-EXPANSION_BUDGET = 400
+# Beyond this many SymPy nodes an expression is shown by its name instead of expanded:
+# a value as the tensor's name, a partial as the symbol ∂out/∂name.
+VALUE_BUDGET = 40
+PARTIAL_BUDGET = 120
 
 
 class Symbolic:
@@ -47,7 +49,7 @@ class Symbolic:
             value = node.op.form(sp, *args)
         else:
             value = sp.Function(node.op.name)(*args)
-        if _size(value) > EXPANSION_BUDGET:
+        if _size(value, VALUE_BUDGET) > VALUE_BUDGET:
             return sp.Symbol(node.name or f"t{node.id}", real=True)
         return value
 
@@ -69,6 +71,9 @@ class Symbolic:
             upstream = result.get(node.id)
             if upstream is None or node.is_leaf:
                 continue
+            if _size(upstream, PARTIAL_BUDGET) > PARTIAL_BUDGET:
+                label = output.name or f"t{output.id}"
+                upstream = self.sp.Symbol(f"∂{label}/∂{node.name or f't{node.id}'}")
             for i, arg in enumerate(node.args):
                 if isinstance(arg, Node) and arg.requires_grad:
                     term = upstream * self.local_partial(node, i)
@@ -112,7 +117,7 @@ def _small_exact(expr: syntax.Call) -> bool:
     return True
 
 
-def _size(expr, limit: int = EXPANSION_BUDGET) -> int:
+def _size(expr, limit: int) -> int:
     """The number of nodes of a SymPy expression, counting no further than past `limit`."""
     count = 0
     stack = [expr]

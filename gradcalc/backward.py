@@ -38,8 +38,9 @@ def local_vjps(node: Node, grad: np.ndarray) -> list[Optional[np.ndarray]]:
                 for a in node.args]
     with np.errstate(all="ignore"):
         if node.op.kind is Kind.ELEMENTWISE:
-            return [_broadcast(evaluate(vjp_tree(node.op.name, i), grad, operands, node.value.dtype),
-                               node.shape, node.value.dtype) if want else None
+            dtype = node.value.dtype
+            return [_broadcast(evaluate(vjp_tree(node.op.name, i), grad, operands, dtype, node.value),
+                               node.shape, dtype) if want else None
                     for i, want in enumerate(wanted)]
         results = node.op.vjp(grad, operands, node.value)
         return [np.asarray(r, node.value.dtype) if want else None for r, want in zip(results, wanted)]
@@ -60,19 +61,19 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _initial_grad(output: Node, seed: Optional[np.ndarray], dtype) -> np.ndarray:
+    """torch's _make_grads, in its order: the seed's shape first, then requires_grad."""
+    if seed is not None:
+        seed = np.asarray(seed, dtype=dtype)
+        if seed.shape != output.shape:
+            raise ShapeError(f"Mismatch in shape: grad_output[0] has a shape of {_torch_size(seed.shape)} "
+                             f"and output[0] has a shape of {_torch_size(output.shape)}.")
+    elif output.requires_grad and output.value.size != 1:
+        raise TorchError("grad can be implicitly created only for scalar outputs",
+                         hint="pass --seed with the output's shape, or reduce it with .sum()")
     if not output.requires_grad:
         raise TorchError("element 0 of tensors does not require grad and does not have a grad_fn",
                          hint="the output depends on no input that requires grad (detached or --no-grad)")
-    if seed is None:
-        if output.value.size != 1:
-            raise TorchError("grad can be implicitly created only for scalar outputs",
-                             hint="pass --seed with the output's shape, or reduce it with .sum()")
-        return np.ones_like(output.value)
-    seed = np.asarray(seed, dtype=dtype)
-    if seed.shape != output.shape:
-        raise ShapeError(f"Mismatch in shape: grad_output[0] has a shape of {_torch_size(seed.shape)} "
-                         f"and output[0] has a shape of {_torch_size(output.shape)}.")
-    return seed
+    return np.ones_like(output.value) if seed is None else seed
 
 
 def _torch_size(shape: tuple[int, ...]) -> str:

@@ -1,15 +1,15 @@
 """Local partials of elementwise ops: derived once with SymPy, kept as small expression trees.
 
-`vjp_tree(op, i)` is `grad * d op / d arg_i` (PyTorch's formula where the op's row gives
-one) as nested tuples that `numeric.evaluate` runs with NumPy, so evaluating a program
-never walks SymPy objects. Only canonical symbols `a0, a1, ...` and `g` appear here: no
-user text ever reaches SymPy.
+`vjp_tree(op, i)` is `grad * d op / d arg_i` as nested tuples that `numeric.evaluate` runs
+with NumPy: PyTorch's formula where the op's row states one, else SymPy's derivative of
+the row's form. Only canonical symbols `a0, a1, ...` and `g` reach SymPy: never user text.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 
+from gradcalc.numeric import RESULT, G, arg_terms, lift
 from gradcalc.ops import OPS
 
 # SymPy function classes and the numeric.evaluate name of each.
@@ -40,16 +40,16 @@ def display_partial(op_name: str, i: int):
 @lru_cache(maxsize=None)
 def vjp_tree(op_name: str, i: int) -> tuple:
     """`g * partial_i` for an elementwise op, as an expression tree over ("g",) and ("arg", k)."""
+    row = OPS[op_name]
+    if row.torch_vjps is not None:
+        formulas = row.torch_vjps(G, RESULT, *arg_terms(row.arity))
+        if i in formulas:
+            return lift(formulas[i]).tree
     import sympy as sp
 
-    row = OPS[op_name]
     args = symbols(sp, row.arity)
-    overrides = row.torch_partials(sp, *args) if row.torch_partials else {}
-    partial = overrides[i] if i in overrides else display_partial(op_name, i)
     g = sp.Symbol("g", real=True)
-    # piecewise_fold turns g*Piecewise((0, c), (p, True)) into Piecewise((0, c), (g*p, True)):
-    # a masked branch is then a true zero, not g*0 (which is nan for a nan or inf g).
-    return _tree(sp, sp.piecewise_fold(g * partial), args, g)
+    return _tree(sp, g * display_partial(op_name, i), args, g)
 
 
 def _tree(sp, e, args, g) -> tuple:

@@ -1,7 +1,14 @@
-"""Evaluate the expression trees of `derive` with NumPy, in the tensors' dtype."""
+"""Expression trees for backward formulas, and their evaluation with NumPy in the tensors' dtype.
+
+A tree is nested tuples: ("g",) the incoming gradient, ("result",) the op's output,
+("arg", i) its i-th operand, ("num", v), and operations over those. `Term` builds trees
+with Python operators, so that a row of the op table can state PyTorch's formula as
+PyTorch writes it: `-g * ((a / b) / b)`.
+"""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -12,6 +19,77 @@ _CMP = {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal,
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 
 
+class Term:
+    """A tree under construction: `g * b`, `where(r <= 0, 0, g)`."""
+
+    __slots__ = ("tree",)
+
+    def __init__(self, tree: tuple):
+        self.tree = tree
+
+    def _bin(self, tag, other, swap=False):
+        a, b = (lift(other), self) if swap else (self, lift(other))
+        return Term((tag, a.tree, b.tree))
+
+    def __add__(self, o): return Term(("add", (self.tree, lift(o).tree)))
+    def __radd__(self, o): return Term(("add", (lift(o).tree, self.tree)))
+    def __sub__(self, o): return self._bin("sub", o)
+    def __rsub__(self, o): return self._bin("sub", o, swap=True)
+    def __mul__(self, o): return Term(("mul", (self.tree, lift(o).tree)))
+    def __rmul__(self, o): return Term(("mul", (lift(o).tree, self.tree)))
+    def __truediv__(self, o): return self._bin("div", o)
+    def __rtruediv__(self, o): return self._bin("div", o, swap=True)
+    def __pow__(self, o): return self._bin("pow", o)
+    def __neg__(self): return Term(("neg", self.tree))
+    def __eq__(self, o): return Term(("cmp", "==", self.tree, lift(o).tree))  # type: ignore[override]
+    def __ne__(self, o): return Term(("cmp", "!=", self.tree, lift(o).tree))  # type: ignore[override]
+    def __lt__(self, o): return Term(("cmp", "<", self.tree, lift(o).tree))
+    def __le__(self, o): return Term(("cmp", "<=", self.tree, lift(o).tree))
+    def __gt__(self, o): return Term(("cmp", ">", self.tree, lift(o).tree))
+    def __ge__(self, o): return Term(("cmp", ">=", self.tree, lift(o).tree))
+    def __and__(self, o): return Term(("and", (self.tree, lift(o).tree)))
+    def __or__(self, o): return Term(("or", (self.tree, lift(o).tree)))
+    __hash__ = None  # type: ignore[assignment]
+
+
+def lift(x) -> Term:
+    return x if isinstance(x, Term) else Term(("num", float(x)))
+
+
+def where(cond: Term, then, otherwise) -> Term:
+    return Term(("where", ((cond.tree, lift(then).tree), (("true",), lift(otherwise).tree))))
+
+
+def call(name: str, *args) -> Term:
+    return Term(("call", name, tuple(lift(a).tree for a in args)))
+
+
+G, RESULT = Term(("g",)), Term(("result",))
+
+
+def arg_terms(n: int) -> list[Term]:
+    return [Term(("arg", i)) for i in range(n)]
+
+
+def torch_pow(base, exponent):
+    """x ** e as torch computes it on the CPU: special kernels for a few scalar exponents."""
+    if np.ndim(exponent) == 0:
+        e = float(exponent)
+        if e == 0.5:
+            return np.sqrt(base)
+        if e == -0.5:
+            return np.asarray(1, dtype=np.result_type(base)) / np.sqrt(base)
+        if e == -1:
+            return np.asarray(1, dtype=np.result_type(base)) / base
+        if e == 2:
+            return base * base
+        if e == 3:
+            return base * base * base
+        if e == -2:
+            return np.asarray(1, dtype=np.result_type(base)) / (base * base)
+    return np.power(base, exponent)
+
+
 def _call(name: str, *xs):
     if name == "erf":
         (x,) = xs
@@ -19,50 +97,53 @@ def _call(name: str, *xs):
     return getattr(np, name)(*xs)
 
 
-def evaluate(tree: tuple, g, args: list, dtype):
-    """The value of `tree` with ("g",) bound to `g` and ("arg", i) to `args[i]`."""
+def evaluate(tree: tuple, g, args: list, dtype, result=None):
+    """The value of `tree` with ("g",), ("result",) and ("arg", i) bound."""
+    def ev(t):
+        return evaluate(t, g, args, dtype, result)
+
     tag = tree[0]
     if tag == "g":
         return g
     if tag == "arg":
         return args[tree[1]]
+    if tag == "result":
+        return result
     if tag == "num":
         return np.asarray(tree[1], dtype=dtype)
     if tag == "true":
         return np.asarray(True)
     if tag == "add":
-        total = evaluate(tree[1][0], g, args, dtype)
-        for t in tree[1][1:]:
-            total = total + evaluate(t, g, args, dtype)
-        return total
+        return functools.reduce(lambda acc, t: acc + ev(t), tree[1][1:], ev(tree[1][0]))
     if tag == "mul":
-        product = evaluate(tree[1][0], g, args, dtype)
-        for t in tree[1][1:]:
-            product = product * evaluate(t, g, args, dtype)
-        return product
+        return functools.reduce(lambda acc, t: acc * ev(t), tree[1][1:], ev(tree[1][0]))
+    if tag == "sub":
+        return ev(tree[1]) - ev(tree[2])
     if tag == "div":
-        return evaluate(tree[1], g, args, dtype) / evaluate(tree[2], g, args, dtype)
+        return ev(tree[1]) / ev(tree[2])
+    if tag == "neg":
+        return -ev(tree[1])
     if tag == "pow":
-        return np.power(evaluate(tree[1], g, args, dtype), evaluate(tree[2], g, args, dtype))
+        return torch_pow(ev(tree[1]), ev(tree[2]))
     if tag == "call":
-        return _call(tree[1], *(evaluate(t, g, args, dtype) for t in tree[2]))
+        return _call(tree[1], *(ev(t) for t in tree[2]))
     if tag == "cmp":
-        return _CMP[tree[1]](evaluate(tree[2], g, args, dtype), evaluate(tree[3], g, args, dtype))
+        return _CMP[tree[1]](ev(tree[2]), ev(tree[3]))
     if tag == "and":
-        return np.logical_and.reduce([evaluate(t, g, args, dtype) for t in tree[1]])
+        return functools.reduce(np.logical_and, (ev(t) for t in tree[1]))
     if tag == "or":
-        return np.logical_or.reduce([evaluate(t, g, args, dtype) for t in tree[1]])
+        return functools.reduce(np.logical_or, (ev(t) for t in tree[1]))
     if tag == "not":
-        return np.logical_not(evaluate(tree[1][0], g, args, dtype))
+        return np.logical_not(ev(tree[1][0]))
     if tag == "where":
-        return _where(tree[1], g, args, dtype)
+        return _where(tree[1], ev, g, dtype)
     raise ValueError(f"unknown expression tree node {tag!r}")
 
 
-def _where(branches, g, args, dtype):
+def _where(branches, ev, g, dtype):
     """Piecewise: the first branch whose condition holds; a zero branch is a true zero."""
-    conds = [evaluate(c, g, args, dtype) for c, _ in branches]
-    values = [evaluate(v, g, args, dtype) for _, v in branches]
+    conds = [ev(c) for c, _ in branches]
+    values = [ev(v) for _, v in branches]
     shape = np.broadcast_shapes(*(np.shape(x) for x in conds + values + [g]))
     result = np.broadcast_to(values[-1], shape).astype(dtype, copy=True)
     for cond, value in zip(reversed(conds[:-1]), reversed(values[:-1])):

@@ -19,6 +19,8 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
+from gradcalc.numeric import call, torch_pow, where
+
 
 class Kind(str, Enum):
     ELEMENTWISE = "elementwise"  # broadcasting; partials derived from `form`
@@ -44,10 +46,11 @@ class Op:
     kind: Kind = Kind.ELEMENTWISE
     # Elementwise: (sympy, *symbols) -> the op's value as a SymPy expression.
     form: Optional[Callable] = None
-    # Elementwise: (sympy, *symbols) -> {arg index: partial} where PyTorch's backward
-    # formula differs from SymPy's derivative (edge points, masks). Used for numbers only;
+    # Elementwise: (g, result, *args) -> {arg index: PyTorch's backward formula}, as
+    # `numeric.Term`s, where it differs from grad * SymPy's derivative at edge points
+    # (masks, 0**0) or in float rounding (the order of operations). Used for numbers only;
     # the display keeps SymPy's derivative.
-    torch_partials: Optional[Callable] = None
+    torch_vjps: Optional[Callable] = None
     # Non-elementwise: (grad, args, result) -> one gradient (or None) per argument.
     vjp: Optional[Callable] = None
     # Non-elementwise: (sympy, arg exprs, arg shapes) -> one display partial per argument.
@@ -78,18 +81,13 @@ def _rdiv_lowering(kinds: tuple[bool, ...]) -> Optional[tuple]:
     return None
 
 
-def _pow_partials(sp, a, b):
-    # torch's pow_backward_self / pow_backward_exponent: masked where the exponent is 0,
-    # and the exponent's gradient is 0 where the base is 0 and the exponent >= 0.
+def _pow_vjps(g, r, a, b):
+    # pow_backward_self masks where the exponent is 0 (a true zero, even for a nan grad);
+    # pow_backward_exponent multiplies by a mask that is 0 where the base is 0 and exponent >= 0.
     return {
-        0: sp.Piecewise((0, sp.Eq(b, 0)), (b * a ** (b - 1), True)),
-        1: sp.Piecewise((0, sp.And(sp.Eq(a, 0), b >= 0)), (a**b * sp.log(a), True)),
+        0: where(b == 0, 0, g * (b * a ** (b - 1))),
+        1: g * where((a == 0) & (b >= 0), 0, r * call("log", a)),
     }
-
-
-def _relu_partials(sp, a):
-    # threshold_backward(grad, result, 0): the gradient is 0 where relu(x) <= 0, x = 0 included.
-    return {0: sp.Piecewise((0, a <= 0), (1, True))}
 
 
 def _sum_vjp(grad, args, result):
@@ -129,19 +127,23 @@ ROWS: tuple[Op, ...] = (
        form=lambda sp, a, b: a - b, function=False),
     Op("mul", 2, np.multiply, "MulBackward0", form=lambda sp, a, b: a * b, function=False),
     Op("div", 2, np.divide, _by_kinds("DivBackward0", "DivBackward0", "MulBackward0"),
-       form=lambda sp, a, b: a / b, function=False, lower=_rdiv_lowering),
-    Op("pow", 2, np.power, _by_kinds("PowBackward1", "PowBackward0", "PowBackward2"),
-       form=lambda sp, a, b: a**b, torch_partials=_pow_partials),
+       form=lambda sp, a, b: a / b, function=False, lower=_rdiv_lowering,
+       torch_vjps=lambda g, r, a, b: {1: -g * ((a / b) / b)}),
+    Op("pow", 2, torch_pow, _by_kinds("PowBackward1", "PowBackward0", "PowBackward2"),
+       form=lambda sp, a, b: a**b, torch_vjps=_pow_vjps),
     _unary("neg", np.negative, lambda sp, a: -a, "NegBackward0", function=False),
     _unary("pos", lambda a: a, lambda sp, a: a, None, kind=Kind.IDENTITY, function=False),
     # elementwise functions
-    _unary("exp", np.exp, lambda sp, a: sp.exp(a), "ExpBackward0"),
+    _unary("exp", np.exp, lambda sp, a: sp.exp(a), "ExpBackward0",
+           torch_vjps=lambda g, r, a: {0: g * r}),
     _unary("log", np.log, lambda sp, a: sp.log(a), "LogBackward0"),
     _unary("sin", np.sin, lambda sp, a: sp.sin(a), "SinBackward0"),
     _unary("cos", np.cos, lambda sp, a: sp.cos(a), "CosBackward0"),
-    _unary("reciprocal", np.reciprocal, lambda sp, a: 1 / a, "ReciprocalBackward0"),
+    _unary("reciprocal", np.reciprocal, lambda sp, a: 1 / a, "ReciprocalBackward0",
+           torch_vjps=lambda g, r, a: {0: -g * (r * r)}),
+    # threshold_backward(grad, result, 0): a true 0 where relu(x) <= 0, x = 0 included.
     _unary("relu", lambda a: np.maximum(a, np.zeros_like(a)), lambda sp, a: sp.Max(0, a),
-           "ReluBackward0", torch_partials=_relu_partials),
+           "ReluBackward0", torch_vjps=lambda g, r, a: {0: where(r <= 0, 0, g)}),
     # reductions
     _unary("sum", _reduce(np.sum), None, "SumBackward0", kind=Kind.REDUCTION,
            vjp=_sum_vjp, display_partials=_sum_display),

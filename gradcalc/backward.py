@@ -16,6 +16,11 @@ from gradcalc.ops import Kind
 def backward(graph: Graph, output: Node, seed: Optional[np.ndarray] = None) -> None:
     """Accumulate d output / d leaf into each reached leaf's `.grad` (and retained nodes')."""
     grads = {output.id: _initial_grad(output, seed, graph.dtype)}
+    with np.errstate(all="ignore"):  # inf - inf is nan, silently, as in torch
+        _reverse_walk(graph, output, grads)
+
+
+def _reverse_walk(graph: Graph, output: Node, grads: dict) -> None:
     for node in reversed(graph.nodes[: output.id + 1]):
         grad = grads.pop(node.id, None)
         if grad is None:
@@ -36,14 +41,13 @@ def local_vjps(node: Node, grad: np.ndarray) -> list[Optional[np.ndarray]]:
     wanted = [isinstance(a, Node) and a.requires_grad for a in node.args]
     operands = [a.value if isinstance(a, Node) else np.asarray(a.value, node.value.dtype)
                 for a in node.args]
-    with np.errstate(all="ignore"):
-        if node.op.kind is Kind.ELEMENTWISE:
-            dtype = node.value.dtype
-            return [_broadcast(evaluate(vjp_tree(node.op.name, i), grad, operands, dtype, node.value),
-                               node.shape, dtype) if want else None
-                    for i, want in enumerate(wanted)]
-        results = node.op.vjp(grad, operands, node.value)
-        return [np.asarray(r, node.value.dtype) if want else None for r, want in zip(results, wanted)]
+    if node.op.kind is Kind.ELEMENTWISE:
+        dtype = node.value.dtype
+        return [_broadcast(evaluate(vjp_tree(node.op.name, i), grad, operands, dtype, node.value),
+                           node.shape, dtype) if want else None
+                for i, want in enumerate(wanted)]
+    results = node.op.vjp(grad, operands, node.value)
+    return [np.asarray(r, node.value.dtype) if want else None for r, want in zip(results, wanted)]
 
 
 def _broadcast(value, shape, dtype) -> np.ndarray:

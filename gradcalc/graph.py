@@ -10,6 +10,7 @@ import numpy as np
 from gradcalc import syntax
 from gradcalc.errors import InputError, ShapeError, TorchError
 from gradcalc.ops import OPS, Kind, Op
+from gradcalc.values import cast
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def build(program: syntax.Program, values: dict[str, np.ndarray], *, dtype=np.fl
     builder = _Builder(dtype)
     bindings = builder.bindings
     for name in inputs:
-        leaf = builder.node(np.asarray(values[name], dtype=dtype), requires_grad=name not in no_grad)
+        leaf = builder.node(cast(values[name], dtype), requires_grad=name not in no_grad)
         leaf.name = name
         bindings[name] = leaf
     order: dict[str, None] = {}

@@ -142,7 +142,7 @@ ROWS: tuple[Op, ...] = (
     _unary("reciprocal", np.reciprocal, lambda sp, a: 1 / a, "ReciprocalBackward0",
            torch_vjps=lambda g, r, a: {0: -g * (r * r)}),
     # threshold_backward(grad, result, 0): a true 0 where relu(x) <= 0, x = 0 included.
-    _unary("relu", lambda a: np.maximum(a, np.zeros_like(a)), lambda sp, a: sp.Max(0, a),
+    _unary("relu", lambda a: np.where(a < 0, np.zeros_like(a), a), lambda sp, a: sp.Max(0, a),
            "ReluBackward0", torch_vjps=lambda g, r, a: {0: where(r <= 0, 0, g)}),
     # reductions
     _unary("sum", _reduce(np.sum), None, "SumBackward0", kind=Kind.REDUCTION,

@@ -12,6 +12,7 @@ from gradcalc.backward import backward
 from gradcalc.errors import InputError
 from gradcalc.graph import Const, Graph, Node, build
 from gradcalc.parser import parse
+from gradcalc.values import cast
 
 
 @dataclass
@@ -36,7 +37,7 @@ def evaluate(source: str | syntax.Program, values: dict[str, np.ndarray], *,
     if len(seeds) > len(outputs):
         raise InputError(f"{len(seeds)} --seed values for {len(outputs)} output(s)",
                          hint="give one --seed per --output, in order")
-    padded = [np.asarray(s, dtype=dtype) for s in seeds] + [None] * (len(outputs) - len(seeds))
+    padded = [cast(s, dtype) for s in seeds] + [None] * (len(outputs) - len(seeds))
     for name, seed in zip(outputs, padded):
         backward(graph, output_node(graph, name), seed)
     return Evaluation(graph, outputs, padded)

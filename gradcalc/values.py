@@ -79,6 +79,12 @@ def _show(tok) -> str:
     return "the end of the value" if tok is None else f"'{tok}'"
 
 
+def cast(value, dtype) -> np.ndarray:
+    """A value in the tensors' dtype; out-of-range numbers become inf, as torch.Tensor([1e39])."""
+    with np.errstate(over="ignore"):
+        return np.asarray(value, dtype=dtype)
+
+
 def to_array(nested: Any, what: str) -> np.ndarray:
     """A rectangular nested list of numbers as a float64 array, or an error naming `what`."""
     shape = _shape(nested, what)

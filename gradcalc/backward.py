@@ -39,8 +39,7 @@ def _reverse_walk(graph: Graph, output: Node, grads: dict) -> None:
 def local_vjps(node: Node, grad: np.ndarray) -> list[Optional[np.ndarray]]:
     """grad * d node / d arg for each argument that requires grad (None for the others)."""
     wanted = [isinstance(a, Node) and a.requires_grad for a in node.args]
-    operands = [a.value if isinstance(a, Node) else np.asarray(a.value, node.value.dtype)
-                for a in node.args]
+    operands = [a.value for a in node.args]
     if node.op.kind is Kind.ELEMENTWISE:
         dtype = node.value.dtype
         return [_broadcast(evaluate(vjp_tree(node.op.name, i), grad, operands, dtype, node.value),

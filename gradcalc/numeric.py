@@ -72,9 +72,9 @@ def arg_terms(n: int) -> list[Term]:
 
 
 def torch_pow(base, exponent):
-    """x ** e as torch computes it on the CPU: special kernels for a few scalar exponents."""
-    if np.ndim(exponent) == 0:
-        e = float(exponent)
+    """x ** e as torch computes it on the CPU: special kernels for a Python-number exponent."""
+    if isinstance(exponent, float):
+        e = exponent
         if e == 0.5:
             return np.sqrt(base)
         if e == -0.5:
@@ -87,18 +87,30 @@ def torch_pow(base, exponent):
             return base * base * base
         if e == -2:
             return np.asarray(1, dtype=np.result_type(base)) / (base * base)
+    if np.ndim(exponent) == 0:
+        # A 0-d exponent tensor: torch's elementwise pow, not NumPy's scalar shortcuts
+        # (NumPy's sqrt for 0.5 gives -0. at -0.; pow gives 0.).
+        exponent = np.full(np.shape(base) or (1,), exponent, dtype=np.result_type(exponent))
+        return np.power(base, exponent).reshape(np.broadcast_shapes(np.shape(base), ()))
     return np.power(base, exponent)
 
 
 def _call(name: str, *xs):
     if name == "erf":
         (x,) = xs
-        return _erf(x).astype(np.result_type(x))
-    return getattr(np, name)(*xs)
+        value = _erf(x).astype(np.result_type(x))
+    else:
+        value = getattr(np, name)(*xs)
+    # A function of Python numbers stays a Python number, as torch's Scalar math does.
+    return float(value) if all(isinstance(x, float) for x in xs) else value
 
 
 def evaluate(tree: tuple, g, args: list, dtype, result=None):
-    """The value of `tree` with ("g",), ("result",) and ("arg", i) bound."""
+    """The value of `tree` with ("g",), ("result",) and ("arg", i) bound.
+
+    Operands that are numbers in the program are Python floats, as in torch: `x ** 0.5`
+    takes torch's sqrt kernel, and arithmetic on numbers alone happens in double.
+    """
     def ev(t):
         return evaluate(t, g, args, dtype, result)
 
@@ -110,7 +122,7 @@ def evaluate(tree: tuple, g, args: list, dtype, result=None):
     if tag == "result":
         return result
     if tag == "num":
-        return np.asarray(tree[1], dtype=dtype)
+        return tree[1]  # a Python number: NumPy casts it to the tensor's dtype, as torch a Scalar
     if tag == "true":
         return np.asarray(True)
     if tag == "add":

@@ -1,0 +1,320 @@
+"""The differential tests' oracle: a gradcalc program run in real PyTorch.
+
+The program text is parsed by gradcalc's own parser and the IR is interpreted with torch
+operations, never `eval`/`exec`: operators act as Python operators on tensors and Python
+floats (so `2 - x` is torch's `RsubBackward1`), numbers stay Python floats, `detach` is
+`.detach()`. The result is what the equivalent PyTorch program reports for every name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import operator
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from gradcalc import syntax
+from gradcalc.parser import parse
+
+TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass(frozen=True)
+class OracleOp:
+    """How torch computes one op of gradcalc's table.
+
+    `apply` takes tensors and Python floats exactly as a PyTorch program would pass them;
+    ops whose torch function only takes tensors (`torch.maximum(x, 2)` is a TypeError) set
+    `tensor_args`, and the oracle wraps a number operand as a 0-d tensor of the program's dtype.
+    """
+
+    apply: Callable
+    tensor_args: bool = False
+
+
+def _method(name: str) -> Callable:
+    return lambda t: getattr(t, name)()
+
+
+# Keyed by the op names of `gradcalc.ops.OPS`. Entries for ops the SPEC promises but the
+# table does not declare yet are harmless; a declared op without an entry fails a test.
+ORACLE_OPS: dict[str, OracleOp] = {
+    # operators, as Python evaluates them on tensors and floats
+    "add": OracleOp(operator.add),
+    "sub": OracleOp(operator.sub),
+    "mul": OracleOp(operator.mul),
+    "div": OracleOp(operator.truediv),
+    "pow": OracleOp(operator.pow),
+    "neg": OracleOp(operator.neg),
+    "pos": OracleOp(operator.pos),
+    "matmul": OracleOp(operator.matmul, tensor_args=True),
+    # elementwise functions
+    **{name: OracleOp(getattr(torch, name)) for name in (
+        "abs", "sign", "sqrt", "rsqrt", "square", "reciprocal", "exp", "expm1", "log", "log1p",
+        "log2", "log10", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh",
+        "sigmoid", "relu", "erf")},
+    "softplus": OracleOp(torch.nn.functional.softplus),
+    "maximum": OracleOp(torch.maximum, tensor_args=True),
+    "minimum": OracleOp(torch.minimum, tensor_args=True),
+    "atan2": OracleOp(torch.atan2, tensor_args=True),
+    "clamp": OracleOp(torch.clamp),
+    # reductions to a 0-d tensor
+    **{name: OracleOp(_method(name)) for name in ("sum", "mean", "prod", "max", "min", "norm")},
+    # linear algebra
+    "dot": OracleOp(torch.dot, tensor_args=True),
+    # graph
+    "detach": OracleOp(_method("detach")),
+}
+
+
+@dataclass
+class TensorReport:
+    """What PyTorch says about one name's final binding."""
+
+    name: str
+    is_tensor: bool
+    data: Union[np.ndarray, float]          # a float for a name bound to a Python number
+    grad: Optional[np.ndarray] = None
+    requires_grad: bool = False
+    is_leaf: bool = True
+    grad_fn: Optional[str] = None
+    retains_grad: bool = False
+    printed: Optional[str] = None           # `print(t.data, t.grad)` without the newline
+    # With run_torch(grad_scales=True): the sum of |each contribution| accumulated into the
+    # grad, the scale of its rounding error where contributions cancel (see GradScales).
+    grad_scale: Optional[np.ndarray] = None
+    tensor: Optional[torch.Tensor] = field(default=None, repr=False)
+
+
+@dataclass
+class OracleError:
+    """`torch`: a RuntimeError of PyTorch (gradcalc must raise with the same message).
+    `python`: the PyTorch program would fail in Python itself (a number where a tensor is
+    needed, an unknown name); gradcalc must raise a GradcalcError, its wording is its own."""
+
+    kind: str
+    message: str
+
+
+@dataclass
+class OracleResult:
+    names: list[str]                          # report order: inputs, then assigned names
+    tensors: dict[str, TensorReport]
+    error: Optional[OracleError] = None
+    stdout: str = ""                          # `--format torch`: the print lines, in order
+
+    def __getitem__(self, name: str) -> TensorReport:
+        return self.tensors[name]
+
+
+class _PythonError(Exception):
+    pass
+
+
+def report_order(program: syntax.Program) -> tuple[list[str], list[str]]:
+    """(inputs in order of first appearance, other names in order of their final assignment)."""
+    inputs: dict[str, None] = {}
+    assigned: dict[str, None] = {}
+    for statement in program.statements:
+        if isinstance(statement, syntax.RetainGrad):
+            reads = [statement.name]
+        else:
+            reads = [e.id for e in _preorder(statement.value) if isinstance(e, syntax.Name)]
+        for name in reads:
+            if name not in assigned and name not in inputs:
+                inputs[name] = None
+        if isinstance(statement, syntax.Assign):
+            assigned.pop(statement.target, None)
+            assigned[statement.target] = None
+    return list(inputs), [n for n in assigned if n not in inputs]
+
+
+def _preorder(expr: syntax.Expr):
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        yield e
+        if isinstance(e, syntax.Call):
+            stack.extend(reversed(e.args))
+
+
+def run_torch(source: Union[str, syntax.Program], values: dict[str, np.ndarray], *,
+              outputs: Sequence[str] = (), seeds: Sequence[Optional[np.ndarray]] = (),
+              retain: Sequence[str] = (), no_grad: Sequence[str] = (),
+              dtype: str = "float32",
+              overrides: Optional[dict[str, OracleOp]] = None,
+              grad_scales: bool = False) -> OracleResult:
+    """Run the program as the PyTorch program it stands for, then `backward` on each output.
+
+    `overrides` replaces some ops' torch entries (the tests model known gradcalc bugs so);
+    `grad_scales` records each grad's `grad_scale`.
+    """
+    ops = {**ORACLE_OPS, **(overrides or {})}
+    program = parse(source) if isinstance(source, str) else source
+    tdtype = TORCH_DTYPES[dtype]
+    inputs, assigned = report_order(program)
+    env: dict[str, object] = {}
+    for name in inputs:
+        if name not in values:
+            raise ValueError(f"the oracle needs a value for input {name!r}")
+        t = torch.tensor(np.asarray(values[name], dtype=np.float64), dtype=tdtype)
+        env[name] = t.requires_grad_(name not in no_grad)
+    error = None
+    try:
+        _run_statements(program, env, tdtype, ops)
+        for name in retain:
+            _retain_grad(env, name)
+        last = next((s.target for s in reversed(program.statements)
+                     if isinstance(s, syntax.Assign)), None)
+        outs = list(outputs) or ([last] if last is not None else [])
+        if not outs or len(seeds) > len(outs):
+            raise _PythonError("no output, or more seeds than outputs")
+        padded = list(seeds) + [None] * (len(outs) - len(seeds))
+        scales = GradScales() if grad_scales else None
+        for name, seed in zip(outs, padded):
+            out = env.get(name)
+            if not isinstance(out, torch.Tensor):
+                raise _PythonError(f"output {name!r} is not a tensor")
+            gradient = None if seed is None else torch.tensor(
+                np.asarray(seed, dtype=np.float64), dtype=tdtype)
+            if scales is not None:
+                scales.watch(out, gradient)
+            out.backward(gradient, retain_graph=True)
+    except RuntimeError as e:
+        error = OracleError("torch", str(e).splitlines()[0] if str(e) else "")
+    except _PythonError as e:
+        error = OracleError("python", str(e))
+    names = inputs + assigned
+    tensors = {name: _report(name, env[name]) for name in names if name in env}
+    if grad_scales and error is None:
+        for report in tensors.values():
+            if report.grad is not None:
+                report.grad_scale = scales.of(report.tensor)
+    stdout = "".join(t.printed + "\n" for t in (tensors[n] for n in names if n in tensors)
+                     if t.printed is not None)
+    return OracleResult(names, tensors, error, stdout)
+
+
+class GradScales:
+    """For each tensor, the sum of the absolute values of the gradient contributions the
+    backward pass accumulates into it (through every consumer, over every backward call).
+    Where contributions cancel (`x/x`: g/x - g*(x/x)/x), the grad's rounding error scales with
+    this sum, not with the grad itself. Recorded with post-hooks on the autograd graph's nodes."""
+
+    def __init__(self):
+        self.sums: dict[object, np.ndarray] = {}
+        self.hooked: set = set()
+        self.leaf_nodes: dict[int, object] = {}
+
+    def watch(self, out: torch.Tensor, seed: Optional[torch.Tensor]) -> None:
+        start = out.grad_fn
+        if start is None:
+            self._add(("leaf", id(out)), torch.ones_like(out) if seed is None else seed)
+            return
+        self._add(start, torch.ones_like(out) if seed is None else seed)
+        stack = [start]
+        while stack:
+            node = stack.pop()
+            if node is None or node in self.hooked:
+                continue
+            self.hooked.add(node)
+            if hasattr(node, "variable"):       # AccumulateGrad: a leaf's
+                self.leaf_nodes[id(node.variable)] = node
+            node.register_hook(self._hook(node))
+            stack.extend(next_fn for next_fn, _ in node.next_functions)
+
+    def _hook(self, node):
+        def record(grad_inputs, grad_outputs):
+            for (next_fn, _), grad in zip(node.next_functions, grad_inputs):
+                if next_fn is not None and grad is not None:
+                    self._add(next_fn, grad)
+        return record
+
+    def _add(self, key, grad: torch.Tensor) -> None:
+        magnitude = np.abs(grad.detach().numpy().astype(np.float64))
+        self.sums[key] = self.sums.get(key, 0.0) + magnitude
+
+    def of(self, t: torch.Tensor) -> Optional[np.ndarray]:
+        key = self.leaf_nodes.get(id(t)) if t.is_leaf else t.grad_fn
+        total = 0.0
+        for k in (key, ("leaf", id(t))):
+            if k is not None and k in self.sums:
+                total = total + self.sums[k]
+        return None if np.ndim(total) == 0 and total == 0.0 else np.broadcast_to(total, t.shape)
+
+
+def _run_statements(program: syntax.Program, env: dict, tdtype: torch.dtype, ops: dict) -> None:
+    for statement in program.statements:
+        if isinstance(statement, syntax.RetainGrad):
+            _retain_grad(env, statement.name)
+        else:
+            env[statement.target] = _evaluate(statement.value, env, tdtype, ops)
+
+
+def _retain_grad(env: dict, name: str) -> None:
+    t = env.get(name)
+    if not isinstance(t, torch.Tensor):
+        raise _PythonError(f"{name!r} is not a tensor: it has no retain_grad()")
+    t.retain_grad()
+
+
+def _evaluate(expr: syntax.Expr, env: dict, tdtype: torch.dtype, ops: dict):
+    if isinstance(expr, syntax.Number):
+        return float(expr.value)
+    if isinstance(expr, syntax.Name):
+        if expr.id not in env:
+            raise _PythonError(f"name {expr.id!r} is not defined")
+        return env[expr.id]
+    args = [_evaluate(a, env, tdtype, ops) for a in expr.args]
+    op = ops.get(expr.op)
+    if op is None:
+        raise KeyError(f"torch_oracle has no entry for op {expr.op!r}: add one to ORACLE_OPS")
+    if not any(isinstance(a, torch.Tensor) for a in args):
+        return fold(op, args)
+    if op.tensor_args:
+        args = [a if isinstance(a, torch.Tensor) else torch.tensor(a, dtype=tdtype) for a in args]
+    return op.apply(*args)
+
+
+def fold(op: OracleOp, numbers: Sequence[float]) -> float:
+    """An op on Python numbers only: IEEE double arithmetic, as a float (`1/0` is inf, not
+    Python's ZeroDivisionError; `(-8)**(1/3)` is nan, not a complex number)."""
+    tensors = [torch.tensor(float(n), dtype=torch.float64) for n in numbers]
+    return float(op.apply(*tensors))
+
+
+def _report(name: str, value) -> TensorReport:
+    if not isinstance(value, torch.Tensor):
+        return TensorReport(name, is_tensor=False, data=float(value))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # .grad of a non-leaf: None, as torch warns
+        grad = value.grad
+    printed = None
+    if value.is_leaf or value.retains_grad:
+        printed = printed_line(value.data, grad)
+    return TensorReport(
+        name, is_tensor=True, data=value.detach().numpy().copy(),
+        grad=None if grad is None else grad.detach().numpy().copy(),
+        requires_grad=value.requires_grad, is_leaf=value.is_leaf,
+        grad_fn=None if value.grad_fn is None else type(value.grad_fn).__name__,
+        retains_grad=value.retains_grad, printed=printed, tensor=value)
+
+
+def printed_line(*objects) -> str:
+    """Exactly what `print(*objects)` writes, without the final newline."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        print(*objects)
+    text = buffer.getvalue()
+    assert text.endswith("\n")
+    return text[:-1]
+
+
+def torch_repr(array: np.ndarray) -> str:
+    """torch's text of a tensor holding `array` (float32 or float64), as `print` shows it."""
+    return printed_line(torch.from_numpy(np.array(array)))

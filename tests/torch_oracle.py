@@ -212,6 +212,8 @@ class GradScales:
         self.leaf_nodes: dict[int, object] = {}
 
     def watch(self, out: torch.Tensor, seed: Optional[torch.Tensor]) -> None:
+        if seed is not None and seed.shape != out.shape:
+            return                               # backward() raises torch's "Mismatch in shape"
         start = out.grad_fn
         if start is None:
             self._add(("leaf", id(out)), torch.ones_like(out) if seed is None else seed)
@@ -237,7 +239,14 @@ class GradScales:
 
     def _add(self, key, grad: torch.Tensor) -> None:
         magnitude = np.abs(grad.detach().numpy().astype(np.float64))
-        self.sums[key] = self.sums.get(key, 0.0) + magnitude
+        previous = self.sums.get(key)
+        if previous is not None and np.shape(previous) != magnitude.shape:
+            # A hook sees a grad before the engine sums it back over broadcasting.
+            if magnitude.size > np.size(previous):
+                magnitude = _sum_to(magnitude, np.shape(previous))
+            else:
+                previous = _sum_to(np.asarray(previous), magnitude.shape)
+        self.sums[key] = (0.0 if previous is None else previous) + magnitude
 
     def of(self, t: torch.Tensor) -> Optional[np.ndarray]:
         key = self.leaf_nodes.get(id(t)) if t.is_leaf else t.grad_fn
@@ -318,3 +327,12 @@ def printed_line(*objects) -> str:
 def torch_repr(array: np.ndarray) -> str:
     """torch's text of a tensor holding `array` (float32 or float64), as `print` shows it."""
     return printed_line(torch.from_numpy(np.array(array)))
+
+
+def _sum_to(a: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum `a` down to a shape it was broadcast from."""
+    extra = a.ndim - len(shape)
+    if extra > 0:
+        a = a.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and a.shape[i] != 1)
+    return a.sum(axis=axes, keepdims=True) if axes else a

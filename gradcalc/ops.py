@@ -157,7 +157,3 @@ OPS: dict[str, Op] = {row.name: row for row in ROWS}
 
 # What a program may call by name (`exp(x)`, `x.exp()`), for the parser and its hints.
 FUNCTIONS: dict[str, Op] = {name: row for name, row in OPS.items() if row.function}
-
-
-def lookup(name: str) -> Op:
-    return OPS[name]

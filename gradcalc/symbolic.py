@@ -8,7 +8,6 @@ numbers. Nothing here feeds a number: the values come from `backward` alone.
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 from gradcalc import syntax
 from gradcalc.derive import display_partial, symbols
@@ -126,7 +125,3 @@ def _size(expr, limit: int) -> int:
         count += 1
         stack.extend(e.args)
     return count
-
-
-def to_text(expr: Optional[object]) -> Optional[str]:
-    return None if expr is None else str(expr)

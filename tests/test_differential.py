@@ -847,6 +847,12 @@ BUG_CASES = {
         "gradcalc computes x ** e (e a number other than 0.5, -0.5, -1, 2, 3, -2) and its grad "
         "g * (e * x**(e-1)) in float64; torch in float32, where 2**999 overflows and "
         "(-0.836)**999 underflows: torch's x.grad is [nan, nan] (0*inf, inf*-0.), gradcalc's [0., -inf]"),
+    "libm's last ulp through a cancellation": (
+        Case("a = cos(x); d = exp(a / a).sin()", {"x": [[1.0]]}, retain=("a",)),
+        "NumPy's float32 exp, sin and cos each differ from torch's in the last ulp of some "
+        "inputs; through the exact cancellation of a/a's two grads (g/a - g*(a/a)/a) that is "
+        "x.grad 4.0124e-07 and a.grad -4.7684e-07 where torch prints -0. and 0. (found by the "
+        "random test: about 1 example in 30000; torch with NumPy's exp, sin, cos reproduces it)"),
     "exp's last ulp": (
         Case("b = exp(x)", {"x": [3.1, 10.0]}, seeds=([1, 1],), retain=("b",)),
         "NumPy's float32 exp (nearer to correctly rounded) differs from torch's (Sleef, 1 ulp) in "
@@ -871,7 +877,7 @@ def test_known_bug(case, reason, request):
 
 
 # Bugs the random test passes over by tolerance (last-ulp print differences), not by a model.
-UNMODELLED_BUGS = {"exp's last ulp"}
+UNMODELLED_BUGS = {"exp's last ulp", "libm's last ulp through a cancellation"}
 
 
 @pytest.mark.parametrize("bug", sorted(set(BUG_CASES) - UNMODELLED_BUGS))

@@ -87,6 +87,7 @@ def torch_pow(base, exponent):
             return base * base * base
         if e == -2:
             return np.asarray(1, dtype=np.result_type(base)) / (base * base)
+        return np.power(base, e)
     if np.ndim(exponent) == 0:
         # A 0-d exponent tensor: torch's elementwise pow, not NumPy's scalar shortcuts
         # (NumPy's sqrt for 0.5 gives -0. at -0.; pow gives 0.).

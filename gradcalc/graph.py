@@ -34,6 +34,7 @@ class Node:
     name: Optional[str] = None                  # the name the program bound it to, if any
     line: Optional[int] = None
     detached_from: Optional["Node"] = None
+    constant: Optional[Const] = None            # a number made a 0-d tensor, as torch.tensor(2.)
     retains_grad: bool = False
     grad: Optional[np.ndarray] = None
 
@@ -185,23 +186,34 @@ class _Builder:
 
     def apply(self, op: Op, args: tuple, expr: syntax.Call) -> Binding:
         kinds = tuple(isinstance(a, Node) for a in args)
-        lowered = op.lower(kinds) if op.lower else None
-        if lowered is not None:
-            return self._apply_lowered(lowered, args, expr)
         if not any(kinds):
             return _fold(op, args, expr)
+        if op.wants_tensors(kinds):
+            args = tuple(a if isinstance(a, Node) else self._tensor(a) for a in args)
+            kinds = (True,) * len(args)
+        if op.lower is not None:
+            lowered = op.lower(kinds, tuple(a.shape if isinstance(a, Node) else None for a in args))
+            if lowered is not None:
+                return self._apply_lowered(lowered, args, expr)
         if op.kind is Kind.IDENTITY:
             return args[0]
         (first,) = [a for a in args if isinstance(a, Node)][:1]
         if op.kind is Kind.DETACH:
             return self.node(first.value, requires_grad=False, detached_from=first, line=expr.pos.line)
+        shapes = [a.shape for a in args if isinstance(a, Node)]
         if op.kind is Kind.ELEMENTWISE:
-            _check_broadcast([a.shape for a in args if isinstance(a, Node)])
+            _check_broadcast(shapes)
+        if op.check is not None:
+            op.check(shapes)
         value = _forward(op, args, self.dtype)
         requires_grad = any(a.requires_grad for a in args if isinstance(a, Node))
         return self.node(value, requires_grad, op=op, args=args,
                          grad_fn=op.grad_fn_name(kinds) if requires_grad else None,
                          line=expr.pos.line)
+
+    def _tensor(self, const: Const) -> Node:
+        """A number where torch takes a tensor: torch.tensor(value), which requires no grad."""
+        return self.node(np.asarray(const.value, dtype=self.dtype), requires_grad=False, constant=const)
 
     def _apply_lowered(self, call: tuple, args: tuple, expr: syntax.Call) -> Binding:
         name, parts = call
@@ -218,6 +230,9 @@ def _forward(op: Op, args: tuple, dtype: np.dtype) -> np.ndarray:
 
 def _fold(op: Op, args: tuple, expr: syntax.Call) -> Const:
     """Numbers only: Python arithmetic, in float64 (overflow is inf, as in torch's float math)."""
+    if op.kind is Kind.LINALG:
+        raise InputError(f"{op.name}() of numbers: it takes tensors",
+                         hint="matrix products need input tensors, e.g. --x 1,2")
     with np.errstate(all="ignore"):
         value = op.forward(*(np.float64(a.value) for a in args))
     # Built from the operands' own expressions, so that a Const never refers to a name.
@@ -225,16 +240,18 @@ def _fold(op: Op, args: tuple, expr: syntax.Call) -> Const:
 
 
 def _check_broadcast(shapes: list[tuple[int, ...]]) -> None:
-    """torch's infer_size error, for the first pair of shapes that do not broadcast."""
-    if len(shapes) < 2:
+    """torch's infer_size error, for the first operands whose shapes do not broadcast."""
+    if not shapes:
         return
-    a, b = shapes[0], shapes[1]
-    ndim = max(len(a), len(b))
-    for i in range(ndim - 1, -1, -1):
-        offset = ndim - 1 - i
-        size_a = a[len(a) - 1 - offset] if offset < len(a) else 1
-        size_b = b[len(b) - 1 - offset] if offset < len(b) else 1
-        if size_a != size_b and size_a != 1 and size_b != 1:
-            raise ShapeError(
-                f"The size of tensor a ({size_a}) must match the size of tensor b ({size_b}) "
-                f"at non-singleton dimension {i}")
+    a = shapes[0]
+    for b in shapes[1:]:
+        ndim = max(len(a), len(b))
+        for i in range(ndim - 1, -1, -1):
+            offset = ndim - 1 - i
+            size_a = a[len(a) - 1 - offset] if offset < len(a) else 1
+            size_b = b[len(b) - 1 - offset] if offset < len(b) else 1
+            if size_a != size_b and size_a != 1 and size_b != 1:
+                raise ShapeError(
+                    f"The size of tensor a ({size_a}) must match the size of tensor b ({size_b}) "
+                    f"at non-singleton dimension {i}")
+        a = np.broadcast_shapes(a, b)

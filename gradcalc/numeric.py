@@ -16,7 +16,13 @@ import numpy as np
 _CMP = {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal,
         ">": np.greater, ">=": np.greater_equal}
 
-_erf = np.vectorize(math.erf, otypes=[np.float64])
+_erf = np.frompyfunc(math.erf, 1, 1)
+
+
+def erf(x):
+    """The error function elementwise, in x's dtype (NumPy has none)."""
+    x = np.asarray(x)
+    return np.asarray(_erf(x), dtype=np.float64).astype(x.dtype if x.dtype.kind == "f" else np.float64)
 
 
 class Term:
@@ -96,12 +102,17 @@ def torch_pow(base, exponent):
     return np.power(base, exponent)
 
 
+def torch_sign(x):
+    """torch's sign: (0 < x) - (x < 0), so 0 for nan and for -0."""
+    dtype = np.result_type(x)
+    return np.asarray(x > 0, dtype=dtype) - np.asarray(x < 0, dtype=dtype)
+
+
+_FUNCTIONS = {"erf": erf, "sign": torch_sign}
+
+
 def _call(name: str, *xs):
-    if name == "erf":
-        (x,) = xs
-        value = _erf(x).astype(np.result_type(x))
-    else:
-        value = getattr(np, name)(*xs)
+    value = _FUNCTIONS[name](*xs) if name in _FUNCTIONS else getattr(np, name)(*xs)
     # A function of Python numbers stays a Python number, as torch's Scalar math does.
     return float(value) if all(isinstance(x, float) for x in xs) else value
 

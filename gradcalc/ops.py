@@ -13,13 +13,15 @@ importing this module imports neither SymPy nor anything slow.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import Enum
 from typing import Callable, Optional, Union
 
 import numpy as np
 
-from gradcalc.numeric import call, torch_pow, where
+from gradcalc import rules
+from gradcalc.numeric import call, erf, torch_pow, torch_sign, where
 
 
 class Kind(str, Enum):
@@ -32,9 +34,10 @@ class Kind(str, Enum):
 
 # grad_fn: a fixed name, or a function of which operands are tensors (True) or numbers.
 GradFnName = Union[str, Callable[[tuple[bool, ...]], str]]
-# A rewrite by operand kinds into other rows: returns (op name, args) where an arg is an
-# operand index or a nested (op name, args) call; None keeps the row as it is.
-Lowering = Callable[[tuple[bool, ...]], Optional[tuple]]
+# A rewrite into other rows by operand kinds (tensor or number) and shapes (None for a
+# number): (op name, args) where an arg is an operand index or a nested (op name, args)
+# call; None keeps the row as it is.
+Lowering = Callable[[tuple[bool, ...], tuple], Optional[tuple]]
 
 
 @dataclass(frozen=True)
@@ -51,18 +54,29 @@ class Op:
     # (masks, 0**0) or in float rounding (the order of operations). Used for numbers only;
     # the display keeps SymPy's derivative.
     torch_vjps: Optional[Callable] = None
-    # Non-elementwise: (grad, args, result) -> one gradient (or None) per argument.
+    # Non-elementwise: (grad, args, result) -> one gradient per argument.
     vjp: Optional[Callable] = None
-    # Non-elementwise: (sympy, arg exprs, arg shapes) -> one display partial per argument.
+    # Non-elementwise: (sympy, arg exprs, arg shapes) -> one display partial per argument,
+    # and (sympy, arg exprs) -> the display value (default: a function call `name(args)`).
     display_partials: Optional[Callable] = None
-    # False for operators (`+`, unary `-`, ...): not callable by name in a program.
+    display_value: Optional[Callable] = None
+    # Operand shapes -> None, or a ShapeError worded as torch words it.
+    check: Optional[Callable] = None
+    # Numbers become 0-d tensors (torch.tensor(2.)) where torch takes tensors only.
+    tensor_args: Union[bool, Callable[[tuple[bool, ...]], bool]] = False
+    # False for operators (`+`, unary `-`, ...) and internal rows: not callable by name.
     function: bool = True
     lower: Optional[Lowering] = None
+    # Reached only through another row's lowering (matmul -> mv, mm, ...), never written.
+    internal: bool = False
 
     def grad_fn_name(self, tensor_args: tuple[bool, ...]) -> Optional[str]:
         if callable(self.grad_fn):
             return self.grad_fn(tensor_args)
         return self.grad_fn
+
+    def wants_tensors(self, kinds: tuple[bool, ...]) -> bool:
+        return self.tensor_args(kinds) if callable(self.tensor_args) else self.tensor_args
 
 
 def _by_kinds(tt: str, tn: str, nt: str) -> Callable[[tuple[bool, ...]], str]:
@@ -74,7 +88,7 @@ def _by_kinds(tt: str, tn: str, nt: str) -> Callable[[tuple[bool, ...]], str]:
     return name
 
 
-def _rdiv_lowering(kinds: tuple[bool, ...]) -> Optional[tuple]:
+def _rdiv_lowering(kinds, shapes) -> Optional[tuple]:
     # torch evaluates `2 / x` as `x.reciprocal() * 2`: MulBackward0 over ReciprocalBackward0.
     if kinds == (False, True):
         return ("mul", (("reciprocal", (1,)), 0))
@@ -90,35 +104,67 @@ def _pow_vjps(g, r, a, b):
     }
 
 
-def _sum_vjp(grad, args, result):
-    (x,) = args
-    return (np.broadcast_to(grad, np.shape(x)),)
+def _maximum_vjps(g, r, a, b):
+    # Ties halve the gradient; the smaller operand gets a true 0.
+    return {0: where(a < b, 0, where(a == b, g / 2, g)), 1: where(a > b, 0, where(a == b, g / 2, g))}
 
 
-def _mean_vjp(grad, args, result):
-    (x,) = args
-    n = np.size(x)
-    return (np.broadcast_to(grad / np.asarray(n, dtype=grad.dtype), np.shape(x)),)
+def _minimum_vjps(g, r, a, b):
+    return {0: where(a > b, 0, where(a == b, g / 2, g)), 1: where(a < b, 0, where(a == b, g / 2, g))}
 
 
-def _sum_display(sp, exprs, shapes):
-    return (sp.Integer(1),)
+def _clamp_vjps(g, r, x, lo, hi):
+    # clamp_backward(_min_max): the gradient passes at the bounds themselves.
+    return {0: where((x >= lo) & (x <= hi), g, 0),
+            1: where((x < lo) & (lo < hi), g, 0),
+            2: where((x > hi) | (hi < lo), g, 0)}
 
 
-def _mean_display(sp, exprs, shapes):
-    return (sp.Rational(1, int(np.prod(shapes[0], dtype=np.int64))),)
+def _clamp(x, lo, hi):
+    # std::min(std::max(x, lo), hi): a nan x stays nan, and clamp(0., -0., -0.) is 0.
+    low = np.where(x < lo, lo, x)
+    return np.where(hi < low, hi, low)
 
 
-def _reduce(fn):
-    def forward(x):
-        return np.asarray(fn(x), dtype=np.asarray(x).dtype)
+def _atan2_vjps(g, r, a, b):
+    # atan2_backward: the reciprocal is masked to 0 where both operands are 0.
+    denominator = a * a + b * b
+    recip = where(denominator == 0, 0, 1 / denominator)
+    return {0: g * b * recip, 1: g * -a * recip}
 
-    return forward
+
+def _softplus(x):
+    # beta 1, threshold 20: linear above the threshold, as torch.nn.functional.softplus.
+    with np.errstate(over="ignore"):
+        return np.where(x > 20, x, np.log1p(np.exp(x)))
+
+
+def _softplus_vjps(g, r, a):
+    z = call("exp", a)
+    return {0: where(a > 20, g, g * z / (z + 1))}
+
+
+def _sigmoid(x):
+    with np.errstate(over="ignore"):
+        return 1 / (1 + np.exp(-x))
 
 
 def _unary(name, forward, form, grad_fn, **extra) -> Op:
     return Op(name=name, arity=1, forward=forward, form=form, grad_fn=grad_fn, **extra)
 
+
+def _reduction(name, forward, grad_fn, vjp, display, **extra) -> Op:
+    return Op(name=name, arity=1, forward=forward, grad_fn=grad_fn, kind=Kind.REDUCTION, vjp=vjp,
+              display_partials=display, **extra)
+
+
+def _linalg(name, forward, grad_fn, vjp, check, **extra) -> Op:
+    return Op(name=name, arity=2, forward=forward, grad_fn=grad_fn, kind=Kind.LINALG, vjp=vjp,
+              display_partials=rules.other_factor_display, check=check, tensor_args=True, **extra)
+
+
+# The constants of torch's formulas, digit for digit (2.302585092994046 is another double).
+LOG2, LOG10 = 0.6931471805599453, 2.3025850929940456
 
 ROWS: tuple[Op, ...] = (
     # operators
@@ -134,21 +180,83 @@ ROWS: tuple[Op, ...] = (
     _unary("neg", np.negative, lambda sp, a: -a, "NegBackward0", function=False),
     _unary("pos", lambda a: a, lambda sp, a: a, None, kind=Kind.IDENTITY, function=False),
     # elementwise functions
-    _unary("exp", np.exp, lambda sp, a: sp.exp(a), "ExpBackward0",
-           torch_vjps=lambda g, r, a: {0: g * r}),
-    _unary("log", np.log, lambda sp, a: sp.log(a), "LogBackward0"),
-    _unary("sin", np.sin, lambda sp, a: sp.sin(a), "SinBackward0"),
-    _unary("cos", np.cos, lambda sp, a: sp.cos(a), "CosBackward0"),
+    _unary("abs", np.abs, lambda sp, a: sp.Abs(a), "AbsBackward0"),
+    _unary("sign", torch_sign, lambda sp, a: sp.sign(a), "SignBackward0",
+           torch_vjps=lambda g, r, a: {0: 0}),
+    _unary("sqrt", np.sqrt, lambda sp, a: sp.sqrt(a), "SqrtBackward0",
+           torch_vjps=lambda g, r, a: {0: g / (2 * r)}),
+    _unary("rsqrt", lambda a: 1 / np.sqrt(a), lambda sp, a: 1 / sp.sqrt(a), "RsqrtBackward0",
+           torch_vjps=lambda g, r, a: {0: -0.5 * g * r**3}),
+    # torch.square is pow(x, 2): PowBackward0.
+    _unary("square", lambda a: a * a, lambda sp, a: a**2, "PowBackward0",
+           torch_vjps=lambda g, r, a: {0: g * (2 * a)}),
     _unary("reciprocal", np.reciprocal, lambda sp, a: 1 / a, "ReciprocalBackward0",
            torch_vjps=lambda g, r, a: {0: -g * (r * r)}),
+    _unary("exp", np.exp, lambda sp, a: sp.exp(a), "ExpBackward0",
+           torch_vjps=lambda g, r, a: {0: g * r}),
+    _unary("expm1", np.expm1, lambda sp, a: sp.exp(a) - 1, "Expm1Backward0",
+           torch_vjps=lambda g, r, a: {0: g * (r + 1)}),
+    _unary("log", np.log, lambda sp, a: sp.log(a), "LogBackward0"),
+    _unary("log1p", np.log1p, lambda sp, a: sp.log(1 + a), "Log1PBackward0",
+           torch_vjps=lambda g, r, a: {0: g / (a + 1)}),
+    _unary("log2", np.log2, lambda sp, a: sp.log(a, 2), "Log2Backward0",
+           torch_vjps=lambda g, r, a: {0: g / (a * LOG2)}),
+    _unary("log10", np.log10, lambda sp, a: sp.log(a, 10), "Log10Backward0",
+           torch_vjps=lambda g, r, a: {0: g / (a * LOG10)}),
+    _unary("sin", np.sin, lambda sp, a: sp.sin(a), "SinBackward0"),
+    _unary("cos", np.cos, lambda sp, a: sp.cos(a), "CosBackward0"),
+    _unary("tan", np.tan, lambda sp, a: sp.tan(a), "TanBackward0",
+           torch_vjps=lambda g, r, a: {0: g * (1 + r**2)}),
+    _unary("asin", np.arcsin, lambda sp, a: sp.asin(a), "AsinBackward0",
+           torch_vjps=lambda g, r, a: {0: g * (-a * a + 1) ** -0.5}),
+    _unary("acos", np.arccos, lambda sp, a: sp.acos(a), "AcosBackward0",
+           torch_vjps=lambda g, r, a: {0: g * -((-a * a + 1) ** -0.5)}),
+    _unary("atan", np.arctan, lambda sp, a: sp.atan(a), "AtanBackward0",
+           torch_vjps=lambda g, r, a: {0: g / (a * a + 1)}),
+    _unary("sinh", np.sinh, lambda sp, a: sp.sinh(a), "SinhBackward0"),
+    _unary("cosh", np.cosh, lambda sp, a: sp.cosh(a), "CoshBackward0"),
+    _unary("tanh", np.tanh, lambda sp, a: sp.tanh(a), "TanhBackward0",
+           torch_vjps=lambda g, r, a: {0: g * (1 - r * r)}),
+    _unary("sigmoid", _sigmoid, lambda sp, a: 1 / (1 + sp.exp(-a)), "SigmoidBackward0",
+           torch_vjps=lambda g, r, a: {0: g * (1 - r) * r}),
     # threshold_backward(grad, result, 0): a true 0 where relu(x) <= 0, x = 0 included.
     _unary("relu", lambda a: np.where(a < 0, np.zeros_like(a), a), lambda sp, a: sp.Max(0, a),
            "ReluBackward0", torch_vjps=lambda g, r, a: {0: where(r <= 0, 0, g)}),
+    _unary("softplus", _softplus, lambda sp, a: sp.log(1 + sp.exp(a)), "SoftplusBackward0",
+           torch_vjps=_softplus_vjps),
+    _unary("erf", erf, lambda sp, a: sp.erf(a), "ErfBackward0",
+           torch_vjps=lambda g, r, a: {0: (2 / math.sqrt(math.pi)) * call("exp", -(a**2)) * g}),
+    Op("maximum", 2, np.maximum, "MaximumBackward0", form=lambda sp, a, b: sp.Max(a, b),
+       torch_vjps=_maximum_vjps, tensor_args=True),
+    Op("minimum", 2, np.minimum, "MinimumBackward0", form=lambda sp, a, b: sp.Min(a, b),
+       torch_vjps=_minimum_vjps, tensor_args=True),
+    Op("atan2", 2, np.arctan2, "Atan2Backward0", form=lambda sp, a, b: sp.atan2(a, b),
+       torch_vjps=_atan2_vjps, tensor_args=True),
+    # Number bounds: ClampBackward1; a tensor bound makes both bounds tensors: ClampBackward0.
+    Op("clamp", 3, _clamp,
+       lambda kinds: "ClampBackward0" if kinds[1] or kinds[2] else "ClampBackward1",
+       form=lambda sp, x, lo, hi: sp.Min(sp.Max(x, lo), hi), torch_vjps=_clamp_vjps,
+       tensor_args=lambda kinds: kinds[1] or kinds[2]),
     # reductions
-    _unary("sum", _reduce(np.sum), None, "SumBackward0", kind=Kind.REDUCTION,
-           vjp=_sum_vjp, display_partials=_sum_display),
-    _unary("mean", _reduce(np.mean), None, "MeanBackward0", kind=Kind.REDUCTION,
-           vjp=_mean_vjp, display_partials=_mean_display),
+    _reduction("sum", rules.reduce_forward(np.sum), "SumBackward0", rules.sum_vjp, rules.one_display),
+    _reduction("mean", rules.reduce_forward(np.mean), "MeanBackward0", rules.mean_vjp, rules.mean_display),
+    _reduction("prod", rules.reduce_forward(np.prod), "ProdBackward0", rules.prod_vjp, rules.prod_display),
+    _reduction("max", rules.reduce_forward(np.max), "MaxBackward1", rules.extremum_vjp,
+               rules.extremum_display("max"), check=rules.extremum_check("max")),
+    _reduction("min", rules.reduce_forward(np.min), "MinBackward1", rules.extremum_vjp,
+               rules.extremum_display("min"), check=rules.extremum_check("min")),
+    _reduction("norm", rules.norm_forward, "LinalgVectorNormBackward0", rules.norm_vjp, rules.norm_display),
+    # linear algebra: `@` and matmul dispatch by rank to the rows below it, as torch.matmul does
+    Op("matmul", 2, np.matmul, None, kind=Kind.LINALG, tensor_args=True, lower=rules.matmul_lowering),
+    _linalg("dot", lambda a, b: np.asarray(np.dot(a, b)), "DotBackward0", rules.dot_vjp, rules.dot_check),
+    _linalg("mv", np.matmul, "MvBackward0", rules.mv_vjp, rules.mv_check, function=False, internal=True),
+    _linalg("mm", np.matmul, "MmBackward0", rules.mm_vjp, rules.mm_check, function=False, internal=True),
+    _unary("unsqueeze0", lambda a: a[np.newaxis], None, "UnsqueezeBackward0", kind=Kind.LINALG,
+           vjp=rules.unsqueeze0_vjp, display_partials=rules.one_display,
+           display_value=rules.identity_value, function=False, internal=True),
+    _unary("squeeze0", lambda a: a[0], None, "SqueezeBackward4", kind=Kind.LINALG,
+           vjp=rules.squeeze0_vjp, display_partials=rules.one_display,
+           display_value=rules.identity_value, function=False, internal=True),
     # graph
     _unary("detach", lambda a: a, None, None, kind=Kind.DETACH),
 )

@@ -42,10 +42,14 @@ class Symbolic:
         if node.op is None:
             if node.detached_from is not None:
                 return self.values[node.detached_from.id]
+            if node.constant is not None:
+                return constant(sp, node.constant)
             return sp.Symbol(node.name, real=True)
         args = [self.of(a) for a in node.args]
         if node.op.kind is Kind.ELEMENTWISE:
             value = node.op.form(sp, *args)
+        elif node.op.display_value is not None:
+            value = node.op.display_value(sp, args)
         else:
             value = sp.Function(node.op.name)(*args)
         if _size(value, VALUE_BUDGET) > VALUE_BUDGET:

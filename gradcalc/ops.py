@@ -21,6 +21,7 @@ from typing import Callable, Optional, Union
 import numpy as np
 
 from gradcalc import rules
+from gradcalc.summation import torch_sum
 from gradcalc.numeric import call, erf, torch_pow, torch_sign, where
 
 
@@ -238,8 +239,8 @@ ROWS: tuple[Op, ...] = (
        form=lambda sp, x, lo, hi: sp.Min(sp.Max(x, lo), hi), torch_vjps=_clamp_vjps,
        tensor_args=lambda kinds: kinds[1] or kinds[2]),
     # reductions
-    _reduction("sum", rules.reduce_forward(np.sum), "SumBackward0", rules.sum_vjp, rules.one_display),
-    _reduction("mean", rules.reduce_forward(np.mean), "MeanBackward0", rules.mean_vjp, rules.mean_display),
+    _reduction("sum", torch_sum, "SumBackward0", rules.sum_vjp, rules.one_display),
+    _reduction("mean", rules.mean_forward, "MeanBackward0", rules.mean_vjp, rules.mean_display),
     _reduction("prod", rules.reduce_forward(np.prod), "ProdBackward0", rules.prod_vjp, rules.prod_display),
     _reduction("max", rules.reduce_forward(np.max), "MaxBackward1", rules.extremum_vjp,
                rules.extremum_display("max"), check=rules.extremum_check("max")),

@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from gradcalc.errors import ShapeError
+from gradcalc.summation import torch_sum
 
 
 def _in_dtype(value, like) -> np.ndarray:
@@ -24,6 +25,13 @@ def reduce_forward(fn):
         return _in_dtype(fn(x), x)
 
     return forward
+
+
+def mean_forward(x):
+    """torch's mean: the sum (in torch's order), divided by the count."""
+    x = np.asarray(x)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return torch_sum(x) / _in_dtype(x.size, x)
 
 
 def sum_vjp(grad, args, result):

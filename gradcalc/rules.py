@@ -87,10 +87,9 @@ def norm_forward(x):
 
 
 def norm_vjp(grad, args, result):
-    """norm_backward for p=2: x * (grad / norm), 0 where the norm is 0."""
+    """norm_backward for p=2: grad * (x / norm), with x / norm masked to 0 where the norm is 0."""
     (x,) = args
-    scale = np.where(result == 0, _in_dtype(0, grad), grad / result)
-    return (x * scale,)
+    return (grad * np.where(result == 0, _in_dtype(0, x), x / result),)
 
 
 def one_display(sp, exprs, shapes):

@@ -69,7 +69,8 @@ def _initial_grad(output: Node, seed: Optional[np.ndarray], dtype) -> np.ndarray
         seed = np.asarray(seed, dtype=dtype)
         if seed.shape != output.shape:
             raise ShapeError(f"Mismatch in shape: grad_output[0] has a shape of {_torch_size(seed.shape)} "
-                             f"and output[0] has a shape of {_torch_size(output.shape)}.")
+                             f"and output[0] has a shape of {_torch_size(output.shape)}.",
+                             hint=f"the seed must have the output's shape, {_torch_size(output.shape)}")
     elif output.requires_grad and output.value.size != 1:
         raise TorchError("grad can be implicitly created only for scalar outputs",
                          hint="pass --seed with the output's shape, or reduce it with .sum()")

@@ -253,5 +253,11 @@ def _check_broadcast(shapes: list[tuple[int, ...]]) -> None:
             if size_a != size_b and size_a != 1 and size_b != 1:
                 raise ShapeError(
                     f"The size of tensor a ({size_a}) must match the size of tensor b ({size_b}) "
-                    f"at non-singleton dimension {i}")
+                    f"at non-singleton dimension {i}",
+                    hint=f"shapes {_shape_text(a)} and {_shape_text(b)} do not broadcast: sizes must "
+                         "match or be 1, aligned from the right")
         a = np.broadcast_shapes(a, b)
+
+
+def _shape_text(shape) -> str:
+    return "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"

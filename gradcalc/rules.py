@@ -147,22 +147,26 @@ def matmul_lowering(kinds, shapes):
 def dot_check(shapes):
     a, b = shapes
     if len(a) != 1 or len(b) != 1:
-        raise ShapeError(f"1D tensors expected, but got {_dims(shapes)} tensors")
+        raise ShapeError(f"1D tensors expected, but got {_dims(shapes)} tensors",
+                         hint="dot() takes two vectors; for matrices use @")
     if a[0] != b[0]:
         raise ShapeError(f"inconsistent tensor size, expected tensor [{a[0]}] and src [{b[0]}] to have "
-                         f"the same number of elements, but got {a[0]} and {b[0]} elements respectively")
+                         f"the same number of elements, but got {a[0]} and {b[0]} elements respectively",
+                         hint="both vectors of a dot product need the same length")
 
 
 def mv_check(shapes):
     m, v = shapes
     if m[1] != v[0]:
-        raise ShapeError(f"size mismatch, got input ({m[0]}), mat ({_by(m)}), vec ({v[0]})")
+        raise ShapeError(f"size mismatch, got input ({m[0]}), mat ({_by(m)}), vec ({v[0]})",
+                         hint=f"a ({_by(m)}) matrix times a vector needs a vector of length {m[1]}")
 
 
 def mm_check(shapes):
     a, b = shapes
     if a[1] != b[0]:
-        raise ShapeError(f"mat1 and mat2 shapes cannot be multiplied ({_by(a)} and {_by(b)})")
+        raise ShapeError(f"mat1 and mat2 shapes cannot be multiplied ({_by(a)} and {_by(b)})",
+                         hint=f"the left operand's columns ({a[1]}) must equal the right operand's rows ({b[0]})")
 
 
 def dot_vjp(grad, args, result):

@@ -111,6 +111,22 @@ def torch_sign(x):
 _FUNCTIONS = {"erf": erf, "sign": torch_sign}
 
 
+# Elements per iteration of torch's vectorised elementwise loops on x86-64 (two AVX2 vectors).
+VECTOR_BLOCK = {4: 16, 8: 8}
+
+
+def vector_lanes(shape: tuple, operand_shapes, dtype) -> np.ndarray:
+    """Which elements torch's elementwise loop computes with vector instructions (the rest, a
+    tail shorter than a block, with scalar code): over the whole tensor when the operands
+    coalesce to one dimension, else along the innermost dimension."""
+    block = VECTOR_BLOCK.get(np.dtype(dtype).itemsize, 1)
+    size = int(np.prod(shape, dtype=np.int64))
+    if all(s == shape or int(np.prod(s, dtype=np.int64)) == 1 for s in operand_shapes):
+        return (np.arange(size) < size // block * block).reshape(shape)
+    inner = shape[-1]
+    return np.broadcast_to(np.arange(inner) < inner // block * block, shape)
+
+
 def _call(name: str, *xs):
     value = _FUNCTIONS[name](*xs) if name in _FUNCTIONS else getattr(np, name)(*xs)
     # A function of Python numbers stays a Python number, as torch's Scalar math does.

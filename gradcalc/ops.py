@@ -22,7 +22,7 @@ import numpy as np
 
 from gradcalc import rules
 from gradcalc.summation import torch_sum
-from gradcalc.numeric import call, erf, torch_pow, torch_sign, where
+from gradcalc.numeric import call, erf, torch_pow, torch_sign, vector_lanes, where
 
 
 class Kind(str, Enum):
@@ -119,6 +119,23 @@ def _clamp_vjps(g, r, x, lo, hi):
     return {0: where((x >= lo) & (x <= hi), g, 0),
             1: where((x < lo) & (lo < hi), g, 0),
             2: where((x > hi) | (hi < lo), g, 0)}
+
+
+def _maximum(a, b):
+    return _tie_aware(a, b, np.where(a < b, b, a), np.where(b < a, a, b))
+
+
+def _minimum(a, b):
+    return _tie_aware(a, b, np.where(b < a, b, a), np.where(a < b, a, b))
+
+
+def _tie_aware(a, b, scalar_result, vector_result):
+    """torch's maximum/minimum on ties of 0. and -0.: its scalar loop keeps the first operand,
+    its vector loop (AVX max/min) the second; nan propagates either way."""
+    vector = vector_lanes(np.broadcast_shapes(np.shape(a), np.shape(b)), (np.shape(a), np.shape(b)),
+                          np.result_type(a, b))
+    result = np.where(vector, vector_result, scalar_result)
+    return np.where(np.isnan(a), a, np.where(np.isnan(b), b, result))
 
 
 def _clamp(x, lo, hi):
@@ -227,9 +244,9 @@ ROWS: tuple[Op, ...] = (
            torch_vjps=_softplus_vjps),
     _unary("erf", erf, lambda sp, a: sp.erf(a), "ErfBackward0",
            torch_vjps=lambda g, r, a: {0: (2 / math.sqrt(math.pi)) * call("exp", -(a**2)) * g}),
-    Op("maximum", 2, np.maximum, "MaximumBackward0", form=lambda sp, a, b: sp.Max(a, b),
+    Op("maximum", 2, _maximum, "MaximumBackward0", form=lambda sp, a, b: sp.Max(a, b),
        torch_vjps=_maximum_vjps, tensor_args=True),
-    Op("minimum", 2, np.minimum, "MinimumBackward0", form=lambda sp, a, b: sp.Min(a, b),
+    Op("minimum", 2, _minimum, "MinimumBackward0", form=lambda sp, a, b: sp.Min(a, b),
        torch_vjps=_minimum_vjps, tensor_args=True),
     Op("atan2", 2, np.arctan2, "Atan2Backward0", form=lambda sp, a, b: sp.atan2(a, b),
        torch_vjps=_atan2_vjps, tensor_args=True),

@@ -1,8 +1,9 @@
-"""torch's summation order, checked against torch's own sums."""
+"""Where torch's CPU kernels round or break ties in their own way, checked against torch itself."""
 
 import numpy as np
 import pytest
 
+from gradcalc.ops import OPS
 from gradcalc.summation import torch_sum
 
 torch = pytest.importorskip("torch")
@@ -28,3 +29,20 @@ def test_cancellation_follows_torch_not_numpy():
 def test_n_d_tensors_sum_as_their_flattening():
     x = np.random.default_rng(0).standard_normal((3, 40, 7)).astype(np.float32)
     assert float(torch_sum(x)) == torch.from_numpy(x).sum().item()
+
+
+TIE_SHAPES = [((n,), (n,)) for n in (1, 5, 8, 9, 16, 17, 33, 40)] + [
+    ((40,), ()), ((20, 3), (3,)), ((2, 17), (17,)), ((4, 16), (1,)), ((3, 20), (3, 20))]
+
+
+@pytest.mark.parametrize("name", ["maximum", "minimum"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shapes", TIE_SHAPES, ids=str)
+def test_ties_of_signed_zeros_as_torch(name, dtype, shapes):
+    rng = np.random.default_rng(len(shapes[0]))
+    a, b = (rng.choice([0.0, -0.0, 1.0, np.nan], size=s).astype(dtype) for s in shapes)
+    want = getattr(torch, name)(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+    got = OPS[name].forward(a, b)
+    np.testing.assert_array_equal(got, want)
+    numbers = ~np.isnan(want)  # a nan's sign bit is not part of what torch shows
+    np.testing.assert_array_equal(np.signbit(got)[numbers], np.signbit(want)[numbers])

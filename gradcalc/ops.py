@@ -268,7 +268,7 @@ ROWS: tuple[Op, ...] = (
     Op("matmul", 2, np.matmul, None, kind=Kind.LINALG, tensor_args=True, lower=rules.matmul_lowering),
     _linalg("dot", lambda a, b: np.asarray(np.dot(a, b)), "DotBackward0", rules.dot_vjp, rules.dot_check),
     _linalg("mv", np.matmul, "MvBackward0", rules.mv_vjp, rules.mv_check, function=False, internal=True),
-    _linalg("mm", np.matmul, "MmBackward0", rules.mm_vjp, rules.mm_check, function=False, internal=True),
+    _linalg("mm", rules.mm_forward, "MmBackward0", rules.mm_vjp, rules.mm_check, function=False, internal=True),
     _unary("unsqueeze0", lambda a: a[np.newaxis], None, "UnsqueezeBackward0", kind=Kind.LINALG,
            vjp=rules.unsqueeze0_vjp, display_partials=rules.one_display,
            display_value=rules.identity_value, function=False, internal=True),

@@ -144,6 +144,11 @@ def matmul_lowering(kinds, shapes):
     raise ShapeError(f"matmul of {_dims(shapes)} tensors: gradcalc supports 1-D and 2-D operands only")
 
 
+def mm_forward(a, b):
+    # With an inner size of 1, torch's mm is the outer product itself: -0. stays -0.
+    return a * b if a.shape[1] == 1 else np.matmul(a, b)
+
+
 def dot_check(shapes):
     a, b = shapes
     if len(a) != 1 or len(b) != 1:
@@ -181,7 +186,7 @@ def mv_vjp(grad, args, result):
 
 def mm_vjp(grad, args, result):
     a, b = args
-    return (grad @ b.T, a.T @ grad)
+    return (mm_forward(grad, b.T), mm_forward(a.T, grad))
 
 
 def unsqueeze0_vjp(grad, args, result):

@@ -145,8 +145,10 @@ def matmul_lowering(kinds, shapes):
 
 
 def mm_forward(a, b):
-    # With an inner size of 1, torch's mm is the outer product itself: -0. stays -0.
-    return a * b if a.shape[1] == 1 else np.matmul(a, b)
+    # A (m x 1) @ (1 x n) product with m, n > 1 is torch's outer product itself: -0. stays -0.
+    # (a single row or column goes through a matrix-vector kernel that starts from +0.).
+    outer = a.shape[1] == 1 and a.shape[0] > 1 and b.shape[1] > 1
+    return a * b if outer else np.matmul(a, b)
 
 
 def dot_check(shapes):

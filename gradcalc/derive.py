@@ -28,13 +28,21 @@ def symbols(sp, n: int) -> list:
 
 
 @lru_cache(maxsize=None)
-def display_partial(op_name: str, i: int):
+def derivative(op_name: str, i: int):
     """SymPy's derivative of the op's form by its i-th argument, on canonical symbols."""
     import sympy as sp
 
     row = OPS[op_name]
     args = symbols(sp, row.arity)
     return sp.diff(row.form(sp, *args), args[i])
+
+
+@lru_cache(maxsize=None)
+def display_partial(op_name: str, i: int):
+    """The derivative as shown: d(a**b)/da as b*a**(b - 1), not SymPy's a**b*b/a."""
+    import sympy as sp
+
+    return sp.powsimp(derivative(op_name, i))
 
 
 @lru_cache(maxsize=None)
@@ -49,7 +57,7 @@ def vjp_tree(op_name: str, i: int) -> tuple:
 
     args = symbols(sp, row.arity)
     g = sp.Symbol("g", real=True)
-    return _tree(sp, g * display_partial(op_name, i), args, g)
+    return _tree(sp, g * derivative(op_name, i), args, g)
 
 
 def _tree(sp, e, args, g) -> tuple:

@@ -82,8 +82,12 @@ def extremum_check(name):
 
 
 def norm_forward(x):
+    """sqrt of the sum of squares; of one element, torch's norm is its absolute value (no overflow)."""
     x = np.asarray(x)
-    return _in_dtype(np.sqrt(np.sum(x * x)), x)
+    if x.size == 1:
+        return np.abs(x.reshape(()))
+    with np.errstate(over="ignore", under="ignore"):
+        return _in_dtype(np.sqrt(torch_sum(x * x)), x)
 
 
 def norm_vjp(grad, args, result):

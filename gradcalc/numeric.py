@@ -108,7 +108,33 @@ def torch_sign(x):
     return np.asarray(x > 0, dtype=dtype) - np.asarray(x < 0, dtype=dtype)
 
 
-_FUNCTIONS = {"erf": erf, "sign": torch_sign}
+def _wide(fn, *, float64_too: bool = True):
+    """fn evaluated one precision up and rounded back: float32 via float64, float64 via the
+    80-bit long double. torch's vectorised libm is within an ulp of the correctly rounded
+    result, which this lands on far more often than NumPy's own float32 functions (exp: 1%
+    of inputs differ from torch instead of 39%)."""
+    wider = {np.dtype(np.float32): np.float64}
+    if float64_too:
+        wider[np.dtype(np.float64)] = np.longdouble
+
+    def wide(*xs):
+        dtype = np.result_type(*xs)
+        if dtype not in wider:
+            return fn(*xs)
+        return fn(*(np.asarray(x, dtype=wider[dtype]) for x in xs)).astype(dtype)
+
+    wide.__name__ = fn.__name__
+    return wide
+
+
+# Transcendental functions as forward rows and backward formulas compute them.
+LIBM = {name: _wide(getattr(np, name)) for name in (
+    "exp", "log", "log2", "log10", "sin", "cos", "tan", "sinh", "cosh", "tanh", "arctan", "arctan2")}
+# In float64 these agree with torch more often as NumPy computes them.
+LIBM.update({name: _wide(getattr(np, name), float64_too=False)
+             for name in ("arcsin", "arccos", "expm1", "log1p")})
+
+_FUNCTIONS = {"erf": erf, "sign": torch_sign, **LIBM}
 
 
 # Elements per iteration of torch's vectorised elementwise loops on x86-64 (two AVX2 vectors).

@@ -22,7 +22,7 @@ import numpy as np
 
 from gradcalc import rules
 from gradcalc.summation import torch_sum
-from gradcalc.numeric import call, erf, torch_pow, torch_sign, vector_lanes, where
+from gradcalc.numeric import LIBM, call, erf, torch_pow, torch_sign, vector_lanes, where
 
 
 class Kind(str, Enum):
@@ -154,7 +154,7 @@ def _atan2_vjps(g, r, a, b):
 def _softplus(x):
     # beta 1, threshold 20: linear above the threshold, as torch.nn.functional.softplus.
     with np.errstate(over="ignore"):
-        return np.where(x > 20, x, np.log1p(np.exp(x)))
+        return np.where(x > 20, x, LIBM["log1p"](LIBM["exp"](x)))
 
 
 def _softplus_vjps(g, r, a):
@@ -164,7 +164,7 @@ def _softplus_vjps(g, r, a):
 
 def _sigmoid(x):
     with np.errstate(over="ignore"):
-        return 1 / (1 + np.exp(-x))
+        return 1 / (1 + LIBM["exp"](-x))
 
 
 def _unary(name, forward, form, grad_fn, **extra) -> Op:
@@ -210,30 +210,30 @@ ROWS: tuple[Op, ...] = (
            torch_vjps=lambda g, r, a: {0: g * (2 * a)}),
     _unary("reciprocal", np.reciprocal, lambda sp, a: 1 / a, "ReciprocalBackward0",
            torch_vjps=lambda g, r, a: {0: -g * (r * r)}),
-    _unary("exp", np.exp, lambda sp, a: sp.exp(a), "ExpBackward0",
+    _unary("exp", LIBM["exp"], lambda sp, a: sp.exp(a), "ExpBackward0",
            torch_vjps=lambda g, r, a: {0: g * r}),
-    _unary("expm1", np.expm1, lambda sp, a: sp.exp(a) - 1, "Expm1Backward0",
+    _unary("expm1", LIBM["expm1"], lambda sp, a: sp.exp(a) - 1, "Expm1Backward0",
            torch_vjps=lambda g, r, a: {0: g * (r + 1)}),
-    _unary("log", np.log, lambda sp, a: sp.log(a), "LogBackward0"),
-    _unary("log1p", np.log1p, lambda sp, a: sp.log(1 + a), "Log1PBackward0",
+    _unary("log", LIBM["log"], lambda sp, a: sp.log(a), "LogBackward0"),
+    _unary("log1p", LIBM["log1p"], lambda sp, a: sp.log(1 + a), "Log1PBackward0",
            torch_vjps=lambda g, r, a: {0: g / (a + 1)}),
-    _unary("log2", np.log2, lambda sp, a: sp.log(a, 2), "Log2Backward0",
+    _unary("log2", LIBM["log2"], lambda sp, a: sp.log(a, 2), "Log2Backward0",
            torch_vjps=lambda g, r, a: {0: g / (a * LOG2)}),
-    _unary("log10", np.log10, lambda sp, a: sp.log(a, 10), "Log10Backward0",
+    _unary("log10", LIBM["log10"], lambda sp, a: sp.log(a, 10), "Log10Backward0",
            torch_vjps=lambda g, r, a: {0: g / (a * LOG10)}),
-    _unary("sin", np.sin, lambda sp, a: sp.sin(a), "SinBackward0"),
-    _unary("cos", np.cos, lambda sp, a: sp.cos(a), "CosBackward0"),
-    _unary("tan", np.tan, lambda sp, a: sp.tan(a), "TanBackward0",
+    _unary("sin", LIBM["sin"], lambda sp, a: sp.sin(a), "SinBackward0"),
+    _unary("cos", LIBM["cos"], lambda sp, a: sp.cos(a), "CosBackward0"),
+    _unary("tan", LIBM["tan"], lambda sp, a: sp.tan(a), "TanBackward0",
            torch_vjps=lambda g, r, a: {0: g * (1 + r**2)}),
-    _unary("asin", np.arcsin, lambda sp, a: sp.asin(a), "AsinBackward0",
+    _unary("asin", LIBM["arcsin"], lambda sp, a: sp.asin(a), "AsinBackward0",
            torch_vjps=lambda g, r, a: {0: g * (-a * a + 1) ** -0.5}),
-    _unary("acos", np.arccos, lambda sp, a: sp.acos(a), "AcosBackward0",
+    _unary("acos", LIBM["arccos"], lambda sp, a: sp.acos(a), "AcosBackward0",
            torch_vjps=lambda g, r, a: {0: g * -((-a * a + 1) ** -0.5)}),
-    _unary("atan", np.arctan, lambda sp, a: sp.atan(a), "AtanBackward0",
+    _unary("atan", LIBM["arctan"], lambda sp, a: sp.atan(a), "AtanBackward0",
            torch_vjps=lambda g, r, a: {0: g / (a * a + 1)}),
-    _unary("sinh", np.sinh, lambda sp, a: sp.sinh(a), "SinhBackward0"),
-    _unary("cosh", np.cosh, lambda sp, a: sp.cosh(a), "CoshBackward0"),
-    _unary("tanh", np.tanh, lambda sp, a: sp.tanh(a), "TanhBackward0",
+    _unary("sinh", LIBM["sinh"], lambda sp, a: sp.sinh(a), "SinhBackward0"),
+    _unary("cosh", LIBM["cosh"], lambda sp, a: sp.cosh(a), "CoshBackward0"),
+    _unary("tanh", LIBM["tanh"], lambda sp, a: sp.tanh(a), "TanhBackward0",
            torch_vjps=lambda g, r, a: {0: g * (1 - r * r)}),
     _unary("sigmoid", _sigmoid, lambda sp, a: 1 / (1 + sp.exp(-a)), "SigmoidBackward0",
            torch_vjps=lambda g, r, a: {0: g * (1 - r) * r}),
@@ -248,7 +248,7 @@ ROWS: tuple[Op, ...] = (
        torch_vjps=_maximum_vjps, tensor_args=True),
     Op("minimum", 2, _minimum, "MinimumBackward0", form=lambda sp, a, b: sp.Min(a, b),
        torch_vjps=_minimum_vjps, tensor_args=True),
-    Op("atan2", 2, np.arctan2, "Atan2Backward0", form=lambda sp, a, b: sp.atan2(a, b),
+    Op("atan2", 2, LIBM["arctan2"], "Atan2Backward0", form=lambda sp, a, b: sp.atan2(a, b),
        torch_vjps=_atan2_vjps, tensor_args=True),
     # Number bounds: ClampBackward1; a tensor bound makes both bounds tensors: ClampBackward0.
     Op("clamp", 3, _clamp,

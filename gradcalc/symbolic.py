@@ -23,11 +23,15 @@ PARTIAL_BUDGET = 120
 class Symbolic:
     """The SymPy value of every node of a graph, over input names (budgeted)."""
 
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, *, by_name: bool = False):
+        """by_name: a named tensor's value is its name (`a`), so that local partials read
+        over the user's names (∂b/∂a = 2*a) instead of over the inputs."""
         import sympy
 
         self.sp = sympy
         self.graph = graph
+        self.by_name = by_name
+        self.labels = labels(graph)
         self.values: dict[int, object] = {}
         for node in graph.nodes:
             self.values[node.id] = self._value(node)
@@ -44,7 +48,9 @@ class Symbolic:
                 return self.values[node.detached_from.id]
             if node.constant is not None:
                 return constant(sp, node.constant)
-            return sp.Symbol(node.name, real=True)
+            return sp.Symbol(self.labels[node.id], real=True)
+        if self.by_name and node.id in self.labels:
+            return sp.Symbol(self.labels[node.id], real=True)
         args = [self.of(a) for a in node.args]
         if node.op.kind is Kind.ELEMENTWISE:
             value = node.op.form(sp, *args)
@@ -65,14 +71,17 @@ class Symbolic:
         shapes = [a.shape if isinstance(a, Node) else () for a in node.args]
         return node.op.display_partials(sp, args, shapes)[i]
 
-    def partials(self, output: Node) -> dict[int, object]:
-        """d output / d node for every node joined to the output by grad-requiring operations."""
+    def partials(self, output: Node, *, stop_at_names: bool = False) -> dict[int, object]:
+        """d output / d node for every node joined to the output by grad-requiring operations;
+        with stop_at_names, only through unnamed intermediates (the local partials of `diff`)."""
         if not output.requires_grad:
             return {}
         result = {output.id: self.sp.Integer(1)}
         for node in reversed(self.graph.nodes[: output.id + 1]):
             upstream = result.get(node.id)
             if upstream is None or node.is_leaf:
+                continue
+            if stop_at_names and node is not output and node.id in self.labels:
                 continue
             if _size(upstream, PARTIAL_BUDGET) > PARTIAL_BUDGET:
                 label = output.name or f"t{output.id}"
@@ -82,6 +91,13 @@ class Symbolic:
                     term = upstream * self.local_partial(node, i)
                     result[arg.id] = term if arg.id not in result else result[arg.id] + term
         return result
+
+
+def labels(graph: Graph) -> dict[int, str]:
+    """Each named tensor's label: its name, or `name@line` for a binding the name later lost."""
+    final = {b.id for b in graph.bindings.values() if isinstance(b, Node)}
+    return {n.id: n.name if n.id in final or n.line is None else f"{n.name}@{n.line}"
+            for n in graph.nodes if n.name is not None}
 
 
 def constant(sp, const: Const):

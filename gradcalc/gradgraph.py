@@ -1,0 +1,272 @@
+"""An output's `grad_fn` graph as PyTorch's `next_functions` show it, as a tree, DOT or Mermaid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional
+
+import numpy as np
+
+from gradcalc.errors import TorchError
+from gradcalc.graph import Graph, Node
+from gradcalc.session import output_node
+from gradcalc.tensor_str import tensor_repr
+
+if TYPE_CHECKING:
+    from rich.tree import Tree
+
+ACCUMULATE_GRAD = "AccumulateGrad"
+
+# A number operand: the Tensor overloads of these take it as a wrapped 0-d tensor that
+# requires no grad, a `None` after the tensor (Python's reflected operators put the tensor
+# first: `2 * x` is `x.mul(2)`); Scalar overloads (RsubBackward1, PowBackward0/2,
+# ClampBackward1) take it as a Scalar and list no entry for it.
+_WRAPS_NUMBERS = frozenset({"AddBackward0", "SubBackward0", "MulBackward0", "DivBackward0"})
+
+
+@dataclass(frozen=True)
+class GradNode:
+    id: int                      # the tensor's node id in the gradcalc graph
+    label: str                   # "a: AddBackward0", "x: AccumulateGrad", "MulBackward0"
+    grad_fn: str                 # the grad_fn's class name, or "AccumulateGrad" for a leaf
+    name: Optional[str]          # the program's name(s) for the tensor, "a" or "a, c"
+    shape: tuple[int, ...]
+    value: np.ndarray
+    grad: Optional[np.ndarray]   # a leaf's .grad, a retained grad, else None
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn == ACCUMULATE_GRAD
+
+
+@dataclass(frozen=True)
+class GradEdge:
+    parent: int
+    child: Optional[int]         # None where next_functions shows (None, 0)
+    index: int                   # the position in the parent's next_functions
+
+
+@dataclass
+class GradGraph:
+    nodes: list[GradNode]        # the output's node first, then a topological order
+    edges: list[GradEdge]        # each parent's next_functions, in order
+
+    @property
+    def root(self) -> GradNode:
+        return self.nodes[0]
+
+    def next_functions(self) -> dict[int, list[GradEdge]]:
+        out: dict[int, list[GradEdge]] = {n.id: [] for n in self.nodes}
+        for edge in self.edges:
+            out[edge.parent].append(edge)
+        return out
+
+
+def grad_graph(graph: Graph, output_name: str) -> GradGraph:
+    """The graph `backward()` on `output_name` walks (torch's error if there is none)."""
+    output = output_node(graph, output_name)
+    if not output.requires_grad:
+        raise TorchError("element 0 of tensors does not require grad and does not have a grad_fn",
+                         hint=f"'{output_name}' depends on no input that requires grad "
+                              "(detached or --no-grad)")
+    reached = _reachable(output)
+    names = _names(graph)
+    nodes = [_grad_node(reached[i], names.get(i, ())) for i in sorted(reached, reverse=True)]
+    edges = [GradEdge(n.id, None if child is None else child.id, index)
+             for n in nodes for index, child in enumerate(_next_functions(reached[n.id]))]
+    return GradGraph(nodes, edges)
+
+
+def _next_functions(node: Node) -> list[Optional[Node]]:
+    """The tensors behind `node.grad_fn.next_functions`: None for those without grad."""
+    if node.is_leaf:
+        return []
+    tensors = [a if a.requires_grad else None for a in node.args if isinstance(a, Node)]
+    numbers = len(node.args) - len(tensors)
+    return tensors + [None] * numbers if node.grad_fn in _WRAPS_NUMBERS else tensors
+
+
+def _reachable(output: Node) -> dict[int, Node]:
+    reached = {output.id: output}
+    stack = [output]
+    while stack:
+        for child in _next_functions(stack.pop()):
+            if child is not None and child.id not in reached:
+                reached[child.id] = child
+                stack.append(child)
+    return reached
+
+
+def _names(graph: Graph) -> dict[int, tuple[str, ...]]:
+    """Each node's program names: the one it was bound to first, then its aliases."""
+    names: dict[int, list[str]] = {n.id: [n.name] for n in graph.nodes if n.name is not None}
+    for name, binding in graph.bindings.items():
+        if isinstance(binding, Node) and name != binding.name:
+            names.setdefault(binding.id, []).append(name)
+    return {i: tuple(ns) for i, ns in names.items()}
+
+
+def _grad_node(node: Node, names: tuple[str, ...]) -> GradNode:
+    grad_fn = ACCUMULATE_GRAD if node.is_leaf else node.grad_fn
+    name = ", ".join(names) or None
+    grad = node.grad if node.is_leaf or node.retains_grad else None
+    return GradNode(node.id, grad_fn if name is None else f"{name}: {grad_fn}", grad_fn, name,
+                    node.shape, node.value, grad)
+
+
+def node_text(node: GradNode, *, with_values: bool) -> str:
+    """The label, and with values the tensor's size, value and grad, one per line."""
+    if not with_values:
+        return node.label
+    size = "torch.Size([" + ", ".join(str(n) for n in node.shape) + "])"
+    grad = "None" if node.grad is None else tensor_repr(node.grad)
+    return "\n".join([node.label, f"size: {size}", _field("value", tensor_repr(node.value)),
+                      _field("grad", grad)])
+
+
+def _field(key: str, text: str) -> str:
+    """`key: text`, a multi-line text's later lines indented to stay aligned with its first."""
+    return f"{key}: " + text.replace("\n", "\n" + " " * (len(key) + 2))
+
+
+# ---- tree ----------------------------------------------------------------------------
+
+TREE_DEPTH = 16  # deeper subtrees continue as sections of their own: rich indents every level
+
+
+def render_tree(g: GradGraph, *, with_values: bool, max_depth: int = TREE_DEPTH) -> "Tree":
+    """next_functions as nested branches. A shared subtree is expanded once, at its first
+    appearance, and referred to elsewhere; a subtree deeper than `max_depth` continues as
+    a section of its own below, so that a long chain never indents past the screen."""
+    from rich.tree import Tree
+
+    return _TreeWalk(g, with_values, max_depth, Tree).run()
+
+
+class _TreeWalk:
+    def __init__(self, g: GradGraph, with_values: bool, max_depth: int, tree_type):
+        self.nodes = {n.id: n for n in g.nodes}
+        self.children = g.next_functions()
+        self.shared = _shared(g)
+        self.with_values, self.max_depth, self.Tree = with_values, max_depth, tree_type
+        self.expanded: set[int] = set()
+        self.sections: list[int] = [g.root.id]
+        self.continued: set[int] = set()       # deferred to a section of their own
+        self.anchors: dict[int, int] = {}
+
+    def run(self) -> "Tree":
+        root = self.Tree("", hide_root=True)
+        for node_id in self.sections:  # grows as deep subtrees are deferred
+            self._section(root.add(""), node_id)
+        return root
+
+    def _section(self, branch, node_id: int) -> None:
+        stack = [(branch, node_id, 0)]
+        while stack:
+            branch, node_id, depth = stack.pop()
+            if node_id is None:
+                branch.label = self._text("None", "dim")
+            elif self.children[node_id] and (node_id in self.expanded
+                                             or (depth > 0 and node_id in self.continued)):
+                see = "above" if node_id in self.expanded else "below"
+                branch.label = self._text(self._label(node_id) + f" (see {see})", "dim")
+            elif depth >= self.max_depth and self.children[node_id]:
+                self.continued.add(node_id)
+                self.sections.append(node_id)
+                branch.label = self._text(self._label(node_id) + " (continued below)", "dim")
+            else:
+                stack.extend(self._expand(branch, node_id, depth))
+
+    def _expand(self, branch, node_id: int, depth: int) -> list:
+        """Label the branch in full; its children, in the order to pop them."""
+        self.expanded.add(node_id)
+        node = self.nodes[node_id]
+        text = self._anchored(node_id, node_text(node, with_values=self.with_values))
+        branch.label = self._text(text, "green" if node.is_leaf else "")
+        kids = [(branch.add(""), edge.child, depth + 1) for edge in self.children[node_id]]
+        return kids[::-1]
+
+    def _label(self, node_id: int) -> str:
+        return self._anchored(node_id, self.nodes[node_id].label)
+
+    def _anchored(self, node_id: int, text: str) -> str:
+        """`[k]` after the first line of a node shown more than once, to match references."""
+        if node_id not in self.shared and node_id not in self.continued:
+            return text
+        k = self.anchors.setdefault(node_id, len(self.anchors) + 1)
+        first, sep, rest = text.partition("\n")
+        return f"{first} [{k}]{sep}{rest}"
+
+    @staticmethod
+    def _text(text: str, style: str):
+        from rich.text import Text
+
+        return Text(text, style=style)
+
+
+def _shared(g: GradGraph) -> set[int]:
+    """Non-leaf nodes with several parents (a leaf is repeated in full: it has no subtree)."""
+    seen: set[int] = set()
+    shared: set[int] = set()
+    leaves = {n.id for n in g.nodes if n.is_leaf}
+    for edge in g.edges:
+        if edge.child is not None and edge.child not in leaves:
+            (shared if edge.child in seen else seen).add(edge.child)
+    return shared
+
+
+# ---- DOT -----------------------------------------------------------------------------
+
+def render_dot(g: GradGraph, *, with_values: bool) -> str:
+    """A Graphviz digraph: one node per grad_fn, edges from a node to its next_functions."""
+    lines = ["digraph grad_fn {",
+             '  node [shape=box, style=rounded, fontname="Courier"];']
+    for node in g.nodes:
+        style = ', style="rounded,filled", fillcolor="#dbeafe"' if node.is_leaf else ""
+        lines.append(f'  n{node.id} [label="{dot_escape(node_text(node, with_values=with_values))}"{style}];')
+    for e in g.edges:
+        child = f"n{e.child}" if e.child is not None else f"none{e.parent}_{e.index}"
+        if e.child is None:
+            lines.append(f'  {child} [label="None", shape=plaintext, fontcolor=gray50];')
+        lines.append(f'  n{e.parent} -> {child} [label="{e.index}"];')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def dot_escape(text: str) -> str:
+    """A DOT double-quoted label: escaped backslashes and quotes, lines left-justified (`\\l`)."""
+    lines = text.replace("\\", "\\\\").replace('"', '\\"').splitlines() or [""]
+    return lines[0] if len(lines) == 1 else "".join(line + "\\l" for line in lines)
+
+
+# ---- Mermaid -------------------------------------------------------------------------
+
+_MERMAID_ENTITIES = {"#": "#35;", "&": "#38;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "`": "#96;"}
+
+
+def render_mermaid(g: GradGraph, *, with_values: bool) -> str:
+    """A Mermaid flowchart, top down: one node per grad_fn, edges to its next_functions."""
+    lines = ["flowchart TD"]
+    for node in g.nodes:
+        style = ":::leaf" if node.is_leaf else ""
+        lines.append(f'  n{node.id}["{mermaid_escape(node_text(node, with_values=with_values))}"]{style}')
+    for e in g.edges:
+        child = f"n{e.child}" if e.child is not None else f"none{e.parent}_{e.index}"
+        if e.child is None:
+            lines.append(f'  {child}["None"]:::none')
+        lines.append(f"  n{e.parent} -->|{e.index}| {child}")
+    lines += ["  classDef leaf fill:#dbeafe,stroke:#1d4ed8",
+              "  classDef none fill:none,stroke:none,color:#6b7280"]
+    return "\n".join(lines) + "\n"
+
+
+def mermaid_escape(text: str) -> str:
+    """A Mermaid quoted label: entity codes for markup characters, `<br>` between lines,
+    non-breaking leading spaces so that a tensor's rows stay aligned."""
+    escaped = "".join(_MERMAID_ENTITIES.get(ch, ch) for ch in text)
+    return "<br>".join(_keep_indent(line) for line in escaped.splitlines() or [""])
+
+
+def _keep_indent(line: str) -> str:
+    body = line.lstrip(" ")
+    return "#160;" * (len(line) - len(body)) + body

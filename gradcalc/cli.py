@@ -102,6 +102,69 @@ def eval_command(
     _guarded(run, debug)
 
 
+DIFF_HELP = """Print the symbolic partial derivatives of PROGRAM: the local partial on every edge
+between named tensors, and the chain rule that composes them for each input.
+
+No values are needed; give some (--NAME V, as for eval) to fix the inputs' shapes, which
+matter for mean (1/n) and matrix products. Without a value an input is a scalar.
+
+Example:
+
+\b
+  gradcalc diff "a = x + 2*y; b = a + z/2"
+"""
+
+
+@app.command("diff", help=DIFF_HELP, context_settings={
+    "allow_extra_args": True, "ignore_unknown_options": True})
+def diff_command(
+    ctx: typer.Context,
+    program: Annotated[str, typer.Argument(
+        metavar="PROGRAM", help="The program text, @FILE to read it from a file, or - for stdin.",
+        show_default=False)],
+    wrt: Annotated[list[str], typer.Option(
+        "--wrt", metavar="NAMES", help="Inputs to differentiate by (repeatable or comma-separated); default: all.")] = [],
+    output: Annotated[Optional[str], typer.Option(
+        "--output", metavar="NAME", help="The tensor to differentiate; default: the last assigned.")] = None,
+    var: Annotated[list[str], typer.Option("--var", metavar="NAME=V", help="An input's value (for its shape).")] = [],
+    values: Annotated[Optional[str], typer.Option("--values", metavar="FILE", help="Input values as JSON (for their shapes).")] = None,
+    no_grad: Annotated[list[str], typer.Option("--no-grad", metavar="NAME", help="An input that does not require grad.")] = [],
+    format: Annotated[str, typer.Option("--format", metavar="text|latex|json", help="text (default), latex or json.")] = "text",
+    debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks.")] = False,
+) -> None:
+    def run() -> None:
+        import numpy as np
+
+        from gradcalc.chain import derive
+        from gradcalc.diffreport import DiffFormat, render_json, render_latex, render_text
+        from gradcalc.graph import build, find_inputs
+        from gradcalc.parser import parse
+        from gradcalc.session import output_node
+
+        fmt = _choice(DiffFormat, format, "--format")
+        parsed = parse(read_program(program))
+        inputs = find_inputs(parsed)
+        given = _input_values(ctx.args, var, values)
+        placeholders = {name: given.get(name, np.ones(())) for name in inputs}
+        placeholders.update({k: v for k, v in given.items() if k not in inputs})
+        graph = build(parsed, placeholders, no_grad=frozenset(_split(no_grad)))
+        out_name = output or graph.last_assigned
+        if out_name is None:
+            raise InputError("the program assigns nothing to differentiate")
+        wanted = _split(wrt) or inputs
+        for name in wanted:
+            if name not in graph.bindings:
+                raise InputError(f"--wrt {name}: the program has no tensor named '{name}'")
+        out = output_node(graph, out_name)
+        if not out.requires_grad:
+            raise InputError(f"'{out_name}' depends on no input that requires grad: it has no partials")
+        derivation = derive(graph, out, wanted)
+        render = {DiffFormat.text: render_text, DiffFormat.latex: render_latex, DiffFormat.json: render_json}[fmt]
+        sys.stdout.write(render(derivation))
+
+    _guarded(run, debug)
+
+
 def _choice(enum, value: str, option: str):
     try:
         return enum(value)

@@ -82,6 +82,8 @@ def eval_command(
         "--dtype", metavar="float32|float64", help="The dtype of every tensor (as torch.Tensor: float32).")] = "float32",
     format: Annotated[str, typer.Option(
         "--format", metavar="table|torch|json", help="table (default), torch (print(t.data, t.grad) lines) or json.")] = "table",
+    explain: Annotated[bool, typer.Option(
+        "--explain", help="Explain each grad: the chain rule behind it, or why it is None.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks.")] = False,
 ) -> None:
     from gradcalc.render import Format
@@ -97,7 +99,7 @@ def eval_command(
         evaluation = evaluate(
             source, inputs, outputs=output, seeds=[parse_value(s, "--seed") for s in seed],
             retain=_split(retain), no_grad=_split(no_grad), dtype=dt.value)
-        _print_report(evaluation, fmt)
+        _print_report(evaluation, fmt, explain)
 
     _guarded(run, debug)
 
@@ -173,17 +175,30 @@ def _choice(enum, value: str, option: str):
         raise InputError(f"{option} {value!r}: expected one of {choices}") from None
 
 
-def _print_report(evaluation, fmt) -> None:
+def _print_report(evaluation, fmt, explain: bool = False) -> None:
+    """The report on stdout; with --explain, the explanations after a table, inside the json,
+    and on stderr for the torch format (whose stdout is torch's lines and nothing else)."""
     from gradcalc.render import Format, render_json, render_table, render_torch
 
+    notes = None
+    if explain:
+        from gradcalc.explain import explanations
+
+        notes = explanations(evaluation)
     if fmt is Format.torch:
-        text = render_torch(evaluation)
+        sys.stdout.write(render_torch(evaluation))
+        if notes:
+            sys.stderr.write("".join(line + "\n" for line in notes.values()))
     elif fmt is Format.json:
-        text = render_json(evaluation)
+        sys.stdout.write(render_json(evaluation, notes))
     else:
-        render_table(evaluation, _stdout_console())
-        return
-    sys.stdout.write(text)
+        console = _stdout_console()
+        render_table(evaluation, console)
+        if notes:
+            from rich.text import Text
+
+            for line in notes.values():
+                console.print(Text(line))
     sys.stdout.flush()
 
 

@@ -86,7 +86,7 @@ def symbolic_partials(evaluation: Evaluation) -> dict[str, dict[str, Optional[st
     return result
 
 
-def render_json(evaluation: Evaluation) -> str:
+def render_json(evaluation: Evaluation, explanations: Optional[dict[str, str]] = None) -> str:
     partials = symbolic_partials(evaluation)
     tensors = []
     for row in rows(evaluation):
@@ -100,6 +100,7 @@ def render_json(evaluation: Evaluation) -> str:
             "is_leaf": row.is_leaf,
             "grad_fn": row.grad_fn,
             "partials": partials[row.name],
+            **({"explanation": explanations[row.name]} if explanations else {}),
         })
     # One tensor a line: readable by people, and by jq like any JSON.
     body = ",\n".join(f"    {json.dumps(t, allow_nan=False, ensure_ascii=False)}" for t in tensors)

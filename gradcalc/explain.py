@@ -1,0 +1,101 @@
+"""`eval --explain`: why each tensor's grad is what it is, or why it is None.
+
+For a grad: the chain rule that produced it (the symbolic chain of `diff`, with numbers when
+the inputs are scalars), times the seed. For None: the reason in plain words, with the fix.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from gradcalc.graph import Const, Node
+from gradcalc.session import Evaluation, output_node
+
+
+def explanations(evaluation: Evaluation) -> dict[str, str]:
+    """{name: one paragraph} for every name of the program."""
+    from gradcalc.chain import derive
+    from gradcalc.diffreport import chain_text
+
+    graph = evaluation.graph
+    derivations = []
+    for out in dict.fromkeys(evaluation.outputs):
+        node = output_node(graph, out)
+        derivations.append((out, derive(graph, node, list(graph.names))))
+    numbers = _scalar_inputs(evaluation)
+    result = {}
+    for name in graph.names:
+        binding = graph.bindings[name]
+        reason = none_reason(evaluation, name, binding)
+        if reason is not None:
+            result[name] = f"{name}.grad is None: {reason}"
+            continue
+        steps = []
+        for (out, derivation), seed in zip(derivations, evaluation.seeds):
+            chain = next(c for c in derivation.chains if c.input == name)
+            if chain.total is None:
+                continue
+            text = chain_text(derivation, chain)
+            value = _at(chain.total, numbers)
+            if value is not None and value != str(chain.total):
+                text += f" = {value}"
+            if seed is not None:
+                text += f", times the seed {_tensor_text(seed)}"
+            steps.append(text)
+        result[name] = f"{name}.grad → {_tensor_text(binding.grad)}: " + "; plus ".join(steps)
+    return result
+
+
+def none_reason(evaluation: Evaluation, name: str, binding) -> Optional[str]:
+    """Why PyTorch leaves this tensor's grad as None, or None when it has a grad."""
+    if isinstance(binding, Const):
+        return f"'{name}' is a number, not a tensor"
+    if binding.grad is not None:
+        return None
+    if not binding.requires_grad:
+        if binding.detached_from is not None:
+            return (f"'{name}' was detached at line {binding.line}: detach() makes a new leaf that "
+                    "does not require grad, and backward stops there")
+        if binding.op is None:
+            return f"'{name}' is an input that does not require grad (--no-grad {name})"
+        return (f"'{name}' is computed only from tensors that do not require grad "
+                "(detached or --no-grad), so no gradient flows through it")
+    if not binding.is_leaf and not binding.retains_grad:
+        return (f"'{name}' is not a leaf ({binding.grad_fn}): PyTorch keeps .grad only for leaves; "
+                f"keep it with --retain {name} (or {name}.retain_grad() in the program)")
+    outs = ", ".join(evaluation.outputs)
+    return f"'{name}' is not reached from {outs}: no path of grad-requiring operations joins them"
+
+
+def _scalar_inputs(evaluation: Evaluation) -> Optional[dict]:
+    """The inputs as SymPy numbers when every input is a 0-d tensor, else None."""
+    import sympy
+
+    graph = evaluation.graph
+    values = {}
+    for name in graph.inputs:
+        binding = graph.bindings[name]
+        node = binding if isinstance(binding, Node) else None
+        leaf = next((n for n in graph.nodes if n.op is None and n.name == name and n.detached_from is None), node)
+        if leaf is None or leaf.value.ndim != 0:
+            return None
+        values[sympy.Symbol(name, real=True)] = sympy.Float(float(leaf.value), 6)
+    return values
+
+
+def _at(expr, numbers: Optional[dict]) -> Optional[str]:
+    if numbers is None:
+        return None
+    try:
+        value = expr.xreplace(numbers)
+        return None if value.free_symbols else str(value.evalf(6))
+    except (TypeError, ValueError, ArithmeticError):
+        return None
+
+
+def _tensor_text(value) -> str:
+    from gradcalc.tensor_str import tensor_repr
+
+    return tensor_repr(np.asarray(value))

@@ -138,25 +138,25 @@ def render_tree(g: GradGraph, *, with_values: bool, max_depth: int = TREE_DEPTH)
     """next_functions as nested branches. A shared subtree is expanded once, at its first
     appearance, and referred to elsewhere; a subtree deeper than `max_depth` continues as
     a section of its own below, so that a long chain never indents past the screen."""
+    from rich.text import Text
     from rich.tree import Tree
 
-    return _TreeWalk(g, with_values, max_depth, Tree).run()
+    return _TreeWalk(g, with_values, max_depth, Text).run(Tree("", hide_root=True))
 
 
 class _TreeWalk:
-    def __init__(self, g: GradGraph, with_values: bool, max_depth: int, tree_type):
+    def __init__(self, g: GradGraph, with_values: bool, max_depth: int, text_type):
         self.nodes = {n.id: n for n in g.nodes}
         self.children = g.next_functions()
         self.shared = _shared(g)
-        self.with_values, self.max_depth, self.Tree = with_values, max_depth, tree_type
+        self.with_values, self.max_depth, self.Text = with_values, max_depth, text_type
         self.expanded: set[int] = set()
         self.sections: list[int] = [g.root.id]
         self.continued: set[int] = set()       # deferred to a section of their own
         self.anchors: dict[int, int] = {}
 
-    def run(self) -> "Tree":
-        root = self.Tree("", hide_root=True)
-        for node_id in self.sections:  # grows as deep subtrees are deferred
+    def run(self, root: "Tree") -> "Tree":
+        for node_id in self.sections:          # grows as deep subtrees are deferred
             self._section(root.add(""), node_id)
         return root
 
@@ -165,29 +165,34 @@ class _TreeWalk:
         while stack:
             branch, node_id, depth = stack.pop()
             if node_id is None:
-                branch.label = self._text("None", "dim")
-            elif self.children[node_id] and (node_id in self.expanded
-                                             or (depth > 0 and node_id in self.continued)):
-                see = "above" if node_id in self.expanded else "below"
-                branch.label = self._text(self._label(node_id) + f" (see {see})", "dim")
-            elif depth >= self.max_depth and self.children[node_id]:
-                self.continued.add(node_id)
-                self.sections.append(node_id)
-                branch.label = self._text(self._label(node_id) + " (continued below)", "dim")
-            else:
+                branch.label = self.Text("None", style="dim")
+            elif not (self.children[node_id] and self._refer(branch, node_id, depth)):
                 stack.extend(self._expand(branch, node_id, depth))
+
+    def _refer(self, branch, node_id: int, depth: int) -> bool:
+        """Label a non-leaf shown in full elsewhere as a reference; False to expand it here."""
+        if node_id in self.expanded:
+            note = "see above"
+        elif depth and node_id in self.continued:
+            note = "see below"
+        elif depth and depth >= self.max_depth:
+            self.continued.add(node_id)
+            self.sections.append(node_id)
+            note = "continued below"
+        else:
+            return False
+        label = self._anchored(node_id, self.nodes[node_id].label)
+        branch.label = self.Text(f"{label} ({note})", style="dim")
+        return True
 
     def _expand(self, branch, node_id: int, depth: int) -> list:
         """Label the branch in full; its children, in the order to pop them."""
         self.expanded.add(node_id)
         node = self.nodes[node_id]
         text = self._anchored(node_id, node_text(node, with_values=self.with_values))
-        branch.label = self._text(text, "green" if node.is_leaf else "")
+        branch.label = self.Text(text, style="green" if node.is_leaf else "")
         kids = [(branch.add(""), edge.child, depth + 1) for edge in self.children[node_id]]
         return kids[::-1]
-
-    def _label(self, node_id: int) -> str:
-        return self._anchored(node_id, self.nodes[node_id].label)
 
     def _anchored(self, node_id: int, text: str) -> str:
         """`[k]` after the first line of a node shown more than once, to match references."""
@@ -196,12 +201,6 @@ class _TreeWalk:
         k = self.anchors.setdefault(node_id, len(self.anchors) + 1)
         first, sep, rest = text.partition("\n")
         return f"{first} [{k}]{sep}{rest}"
-
-    @staticmethod
-    def _text(text: str, style: str):
-        from rich.text import Text
-
-        return Text(text, style=style)
 
 
 def _shared(g: GradGraph) -> set[int]:
@@ -215,6 +214,11 @@ def _shared(g: GradGraph) -> set[int]:
     return shared
 
 
+def _target(edge: GradEdge) -> str:
+    """The DOT / Mermaid id of an edge's child: each `None` entry is a node of its own."""
+    return f"n{edge.child}" if edge.child is not None else f"none{edge.parent}_{edge.index}"
+
+
 # ---- DOT -----------------------------------------------------------------------------
 
 def render_dot(g: GradGraph, *, with_values: bool) -> str:
@@ -223,9 +227,10 @@ def render_dot(g: GradGraph, *, with_values: bool) -> str:
              '  node [shape=box, style=rounded, fontname="Courier"];']
     for node in g.nodes:
         style = ', style="rounded,filled", fillcolor="#dbeafe"' if node.is_leaf else ""
-        lines.append(f'  n{node.id} [label="{dot_escape(node_text(node, with_values=with_values))}"{style}];')
+        text = dot_escape(node_text(node, with_values=with_values))
+        lines.append(f'  n{node.id} [label="{text}"{style}];')
     for e in g.edges:
-        child = f"n{e.child}" if e.child is not None else f"none{e.parent}_{e.index}"
+        child = _target(e)
         if e.child is None:
             lines.append(f'  {child} [label="None", shape=plaintext, fontcolor=gray50];')
         lines.append(f'  n{e.parent} -> {child} [label="{e.index}"];')
@@ -249,9 +254,10 @@ def render_mermaid(g: GradGraph, *, with_values: bool) -> str:
     lines = ["flowchart TD"]
     for node in g.nodes:
         style = ":::leaf" if node.is_leaf else ""
-        lines.append(f'  n{node.id}["{mermaid_escape(node_text(node, with_values=with_values))}"]{style}')
+        text = mermaid_escape(node_text(node, with_values=with_values))
+        lines.append(f'  n{node.id}["{text}"]{style}')
     for e in g.edges:
-        child = f"n{e.child}" if e.child is not None else f"none{e.parent}_{e.index}"
+        child = _target(e)
         if e.child is None:
             lines.append(f'  {child}["None"]:::none')
         lines.append(f"  n{e.parent} -->|{e.index}| {child}")

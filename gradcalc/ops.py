@@ -266,8 +266,8 @@ ROWS: tuple[Op, ...] = (
     _reduction("norm", rules.norm_forward, "LinalgVectorNormBackward0", rules.norm_vjp, rules.norm_display),
     # linear algebra: `@` and matmul dispatch by rank to the rows below it, as torch.matmul does
     Op("matmul", 2, np.matmul, None, kind=Kind.LINALG, tensor_args=True, lower=rules.matmul_lowering),
-    _linalg("dot", lambda a, b: np.asarray(np.dot(a, b)), "DotBackward0", rules.dot_vjp, rules.dot_check),
-    _linalg("mv", np.matmul, "MvBackward0", rules.mv_vjp, rules.mv_check, function=False, internal=True),
+    _linalg("dot", rules.dot_forward, "DotBackward0", rules.dot_vjp, rules.dot_check),
+    _linalg("mv", rules.mv_forward, "MvBackward0", rules.mv_vjp, rules.mv_check, function=False, internal=True),
     _linalg("mm", rules.mm_forward, "MmBackward0", rules.mm_vjp, rules.mm_check, function=False, internal=True),
     _unary("unsqueeze0", lambda a: a[np.newaxis], None, "UnsqueezeBackward0", kind=Kind.LINALG,
            vjp=rules.unsqueeze0_vjp, display_partials=rules.one_display,

@@ -152,7 +152,20 @@ def mm_forward(a, b):
     # A (m x 1) @ (1 x n) product with m, n > 1 is torch's outer product itself: -0. stays -0.
     # (a single row or column goes through a matrix-vector kernel that starts from +0.).
     outer = a.shape[1] == 1 and a.shape[0] > 1 and b.shape[1] > 1
-    return a * b if outer else np.matmul(a, b)
+    return a * b if outer else _from_zero(np.matmul(a, b))
+
+
+def _from_zero(products: np.ndarray) -> np.ndarray:
+    """A sum of products as BLAS accumulates it, from +0.: an all -0. sum is 0., not -0."""
+    return products + products.dtype.type(0)
+
+
+def dot_forward(a, b):
+    return _from_zero(np.asarray(np.dot(a, b)))
+
+
+def mv_forward(m, v):
+    return _from_zero(np.matmul(m, v))
 
 
 def dot_check(shapes):
@@ -187,7 +200,7 @@ def dot_vjp(grad, args, result):
 
 def mv_vjp(grad, args, result):
     m, v = args
-    return (np.outer(grad, v), m.T @ grad)
+    return (np.outer(grad, v), mv_forward(m.T, grad))
 
 
 def mm_vjp(grad, args, result):

@@ -84,6 +84,9 @@ def eval_command(
         "--format", metavar="table|torch|json", help="table (default), torch (print(t.data, t.grad) lines) or json.")] = "table",
     explain: Annotated[bool, typer.Option(
         "--explain", help="Explain each grad: the chain rule behind it, or why it is None.")] = False,
+    jacobian: Annotated[bool, typer.Option(
+        "--jacobian", help="Print the Jacobian of the output by each input "
+                           "(torch.autograd.functional.jacobian) instead of the grads.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks.")] = False,
 ) -> None:
     from gradcalc.render import Format
@@ -98,8 +101,11 @@ def eval_command(
         inputs = _input_values(ctx.args, var, values)
         evaluation = evaluate(
             source, inputs, outputs=output, seeds=[parse_value(s, "--seed") for s in seed],
-            retain=_split(retain), no_grad=_split(no_grad), dtype=dt.value)
-        _print_report(evaluation, fmt, explain)
+            retain=_split(retain), no_grad=_split(no_grad), dtype=dt.value, run_backward=not jacobian)
+        if jacobian:
+            _print_jacobian(evaluation, fmt)
+        else:
+            _print_report(evaluation, fmt, explain)
 
     _guarded(run, debug)
 
@@ -167,6 +173,77 @@ def diff_command(
     _guarded(run, debug)
 
 
+GRAPH_HELP = """Show the grad_fn graph of PROGRAM's output as PyTorch's next_functions would:
+each operation's backward node, AccumulateGrad at the leaves, labelled with your names.
+
+Values are optional (inputs are scalars without them); with values, each node also shows
+its shape, value and grad (after backward on the output).
+
+Example:
+
+\b
+  gradcalc graph "a = x + 2*y; b = a + z/2" --format dot | dot -Tsvg > graph.svg
+"""
+
+
+class GraphFormat(str, Enum):
+    tree = "tree"
+    dot = "dot"
+    mermaid = "mermaid"
+
+
+@app.command("graph", help=GRAPH_HELP, context_settings={
+    "allow_extra_args": True, "ignore_unknown_options": True})
+def graph_command(
+    ctx: typer.Context,
+    program: Annotated[str, typer.Argument(
+        metavar="PROGRAM", help="The program text, @FILE to read it from a file, or - for stdin.",
+        show_default=False)],
+    output: Annotated[Optional[str], typer.Option(
+        "--output", metavar="NAME", help="The tensor whose graph to show; default: the last assigned.")] = None,
+    var: Annotated[list[str], typer.Option("--var", metavar="NAME=V", help="An input's value.")] = [],
+    values: Annotated[Optional[str], typer.Option("--values", metavar="FILE", help="Input values as JSON.")] = None,
+    seed: Annotated[Optional[str], typer.Option("--seed", metavar="V", help="backward()'s gradient, for the grads shown.")] = None,
+    retain: Annotated[list[str], typer.Option("--retain", metavar="NAME", help="Call NAME.retain_grad().")] = [],
+    no_grad: Annotated[list[str], typer.Option("--no-grad", metavar="NAME", help="An input that does not require grad.")] = [],
+    dtype: Annotated[str, typer.Option("--dtype", metavar="float32|float64", help="The dtype of every tensor.")] = "float32",
+    format: Annotated[str, typer.Option("--format", metavar="tree|dot|mermaid", help="tree (default), dot or mermaid.")] = "tree",
+    debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks.")] = False,
+) -> None:
+    def run() -> None:
+        import numpy as np
+
+        from gradcalc.graph import find_inputs
+        from gradcalc.gradgraph import grad_graph, render_dot, render_mermaid, render_tree
+        from gradcalc.parser import parse
+        from gradcalc.backward import backward
+        from gradcalc.session import evaluate, output_node
+        from gradcalc.values import parse_value
+
+        fmt = _choice(GraphFormat, format, "--format")
+        dt = _choice(DType, dtype, "--dtype")
+        parsed = parse(read_program(program))
+        given = _input_values(ctx.args, var, values)
+        with_values = bool(given)
+        inputs = {name: given.get(name, np.ones(())) for name in find_inputs(parsed)}
+        inputs.update({k: v for k, v in given.items() if k not in inputs})
+        seeds = [parse_value(seed, "--seed")] if seed is not None else []
+        outputs = [output] if output else []
+        evaluation = evaluate(parsed, inputs, outputs=outputs, retain=_split(retain),
+                              no_grad=_split(no_grad), dtype=dt.value, run_backward=False)
+        out = output_node(evaluation.graph, evaluation.outputs[0])
+        if with_values and out.requires_grad and (seeds or out.value.size == 1):
+            backward(evaluation.graph, out, seeds[0] if seeds else None)
+        g = grad_graph(evaluation.graph, evaluation.outputs[0])
+        if fmt is GraphFormat.tree:
+            _stdout_console().print(render_tree(g, with_values=with_values))
+        else:
+            render = render_dot if fmt is GraphFormat.dot else render_mermaid
+            sys.stdout.write(render(g, with_values=with_values))
+
+    _guarded(run, debug)
+
+
 def _choice(enum, value: str, option: str):
     try:
         return enum(value)
@@ -200,6 +277,34 @@ def _print_report(evaluation, fmt, explain: bool = False) -> None:
             for line in notes.values():
                 console.print(Text(line))
     sys.stdout.flush()
+
+
+def _print_jacobian(evaluation, fmt) -> None:
+    """One Jacobian per input: `NAME: tensor(...)` lines (torch), a table, or a json object."""
+    import json
+
+    from gradcalc.jacobian import jacobian
+    from gradcalc.render import Format, json_array
+    from gradcalc.session import output_node
+    from gradcalc.tensor_str import tensor_repr
+
+    graph = evaluation.graph
+    if len(evaluation.outputs) != 1:
+        raise InputError("--jacobian takes one --output")
+    out = evaluation.outputs[0]
+    result = jacobian(graph, output_node(graph, out), graph.inputs)
+    if fmt is Format.json:
+        document = {"dtype": graph.dtype.name, "output": out,
+                    "jacobian": {name: json_array(j) for name, j in result.items()}}
+        sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
+    elif fmt is Format.torch:
+        sys.stdout.write("".join(f"{name}: {tensor_repr(j)}\n" for name, j in result.items()))
+    else:
+        from rich.text import Text
+
+        console = _stdout_console()
+        for name, j in result.items():
+            console.print(Text(f"∂{out}/∂{name} (shape {list(j.shape)}):\n{tensor_repr(j)}"))
 
 
 def _stdout_console():

@@ -94,8 +94,8 @@ def render_json(evaluation: Evaluation, explanations: Optional[dict[str, str]] =
         tensors.append({
             "name": row.name,
             "shape": list(np.shape(value)),
-            "data": _json_array(value),
-            "grad": None if row.grad is None else _json_array(row.grad),
+            "data": json_array(value),
+            "grad": None if row.grad is None else json_array(row.grad),
             "requires_grad": row.requires_grad,
             "is_leaf": row.is_leaf,
             "grad_fn": row.grad_fn,
@@ -109,7 +109,7 @@ def render_json(evaluation: Evaluation, explanations: Optional[dict[str, str]] =
             f'  "tensors": [\n{body}\n  ]\n}}\n')
 
 
-def _json_array(value) -> object:
+def json_array(value) -> object:
     """Nested lists of numbers; nan and infinities as strings; float32 by its shortest digits."""
     array = np.asarray(value)
     if array.dtype == np.float32:

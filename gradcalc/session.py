@@ -25,8 +25,9 @@ class Evaluation:
 def evaluate(source: str | syntax.Program, values: dict[str, np.ndarray], *,
              outputs: Sequence[str] = (), seeds: Sequence[np.ndarray] = (),
              retain: Sequence[str] = (), no_grad: Sequence[str] = (),
-             dtype: str = "float32") -> Evaluation:
-    """What the PyTorch program does: build the tensors, then `out.backward(seed)` for each output."""
+             dtype: str = "float32", run_backward: bool = True) -> Evaluation:
+    """What the PyTorch program does: build the tensors, then `out.backward(seed)` for each output
+    (unless run_backward is False: the tensors only, e.g. for a Jacobian)."""
     program = parse(source) if isinstance(source, str) else source
     graph = build(program, values, dtype=np.dtype(dtype), no_grad=frozenset(no_grad),
                   retain=tuple(retain))
@@ -39,7 +40,9 @@ def evaluate(source: str | syntax.Program, values: dict[str, np.ndarray], *,
                          hint="give one --seed per --output, in order")
     padded = [cast(s, dtype) for s in seeds] + [None] * (len(outputs) - len(seeds))
     for name, seed in zip(outputs, padded):
-        backward(graph, output_node(graph, name), seed)
+        node = output_node(graph, name)
+        if run_backward:
+            backward(graph, node, seed)
     return Evaluation(graph, outputs, padded)
 
 

@@ -172,7 +172,8 @@ def test_reference_program_in_detail():
                                           "x: AccumulateGrad"]
     ids = {n.label: n.id for n in g.nodes}
     children = g.next_functions()
-    assert [e.child for e in children[ids["b: AddBackward0"]]] == [ids["a: AddBackward0"], ids["DivBackward0"]]
+    assert [e.child for e in children[ids["b: AddBackward0"]]] == [ids["a: AddBackward0"],
+                                                                   ids["DivBackward0"]]
     assert [e.child for e in children[ids["DivBackward0"]]] == [ids["z: AccumulateGrad"], None]
 
 

@@ -59,27 +59,35 @@ Example (the PyTorch program x+y*2, z/2, b.backward(torch.ones(2))):
 
 _NAME_OPTION = re.compile(r"--([A-Za-z_][A-Za-z0-9_]*)(?:=(.*))?$", re.DOTALL)
 
+# What every command shares: --NAME V values after the known options, and these parameters.
+WITH_INPUT_VALUES = {"allow_extra_args": True, "ignore_unknown_options": True}
+Program = Annotated[str, typer.Argument(
+    metavar="PROGRAM", help="The program text, @FILE to read it from a file, or - for stdin.", show_default=False)]
+Var = Annotated[list[str], typer.Option(
+    "--var", metavar="NAME=V", help="An input's value (repeatable); for names that clash with options.")]
+Values = Annotated[Optional[str], typer.Option(
+    "--values", metavar="FILE", help='A JSON object of input values, {"x": [2, 1]}; - for stdin.')]
+NoGrad = Annotated[list[str], typer.Option(
+    "--no-grad", metavar="NAME", help="An input that does not require grad (repeatable or comma-separated).")]
+Dtype = Annotated[str, typer.Option(
+    "--dtype", metavar="float32|float64", help="The dtype of every tensor (as torch.Tensor: float32).")]
+Debug = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks.")]
 
-@app.command("eval", help=EVAL_HELP, context_settings={
-    "allow_extra_args": True, "ignore_unknown_options": True})
+
+@app.command("eval", help=EVAL_HELP, context_settings=WITH_INPUT_VALUES)
 def eval_command(
     ctx: typer.Context,
-    program: Annotated[str, typer.Argument(
-        metavar="PROGRAM", help="The program text, @FILE to read it from a file, or - for stdin.", show_default=False)],
-    var: Annotated[list[str], typer.Option(
-        "--var", metavar="NAME=V", help="An input's value (repeatable); for names that clash with options.")] = [],
-    values: Annotated[Optional[str], typer.Option(
-        "--values", metavar="FILE", help='A JSON object of input values, {"x": [2, 1]}; - for stdin.')] = None,
+    program: Program,
+    var: Var = [],
+    values: Values = None,
     seed: Annotated[list[str], typer.Option(
         "--seed", metavar="V", help="backward()'s gradient argument, one per --output, in order.")] = [],
     output: Annotated[list[str], typer.Option(
         "--output", metavar="NAME", help="The tensor to call backward() on (repeatable); default: the last assigned.")] = [],
     retain: Annotated[list[str], typer.Option(
         "--retain", metavar="NAME", help="Call NAME.retain_grad() (repeatable or comma-separated).")] = [],
-    no_grad: Annotated[list[str], typer.Option(
-        "--no-grad", metavar="NAME", help="An input that does not require grad (repeatable or comma-separated).")] = [],
-    dtype: Annotated[str, typer.Option(
-        "--dtype", metavar="float32|float64", help="The dtype of every tensor (as torch.Tensor: float32).")] = "float32",
+    no_grad: NoGrad = [],
+    dtype: Dtype = "float32",
     format: Annotated[str, typer.Option(
         "--format", metavar="table|torch|json", help="table (default), torch (print(t.data, t.grad) lines) or json.")] = "table",
     explain: Annotated[bool, typer.Option(
@@ -87,7 +95,7 @@ def eval_command(
     jacobian: Annotated[bool, typer.Option(
         "--jacobian", help="Print the Jacobian of the output by each input "
                            "(torch.autograd.functional.jacobian) instead of the grads.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks.")] = False,
+    debug: Debug = False,
 ) -> None:
     from gradcalc.render import Format
 
@@ -123,26 +131,21 @@ Example:
 """
 
 
-@app.command("diff", help=DIFF_HELP, context_settings={
-    "allow_extra_args": True, "ignore_unknown_options": True})
+@app.command("diff", help=DIFF_HELP, context_settings=WITH_INPUT_VALUES)
 def diff_command(
     ctx: typer.Context,
-    program: Annotated[str, typer.Argument(
-        metavar="PROGRAM", help="The program text, @FILE to read it from a file, or - for stdin.",
-        show_default=False)],
+    program: Program,
     wrt: Annotated[list[str], typer.Option(
         "--wrt", metavar="NAMES", help="Inputs to differentiate by (repeatable or comma-separated); default: all.")] = [],
     output: Annotated[Optional[str], typer.Option(
         "--output", metavar="NAME", help="The tensor to differentiate; default: the last assigned.")] = None,
-    var: Annotated[list[str], typer.Option("--var", metavar="NAME=V", help="An input's value (for its shape).")] = [],
-    values: Annotated[Optional[str], typer.Option("--values", metavar="FILE", help="Input values as JSON (for their shapes).")] = None,
-    no_grad: Annotated[list[str], typer.Option("--no-grad", metavar="NAME", help="An input that does not require grad.")] = [],
+    var: Var = [],
+    values: Values = None,
+    no_grad: NoGrad = [],
     format: Annotated[str, typer.Option("--format", metavar="text|latex|json", help="text (default), latex or json.")] = "text",
-    debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks.")] = False,
+    debug: Debug = False,
 ) -> None:
     def run() -> None:
-        import numpy as np
-
         from gradcalc.chain import derive
         from gradcalc.diffreport import DiffFormat, render_json, render_latex, render_text
         from gradcalc.graph import build, find_inputs
@@ -153,9 +156,7 @@ def diff_command(
         parsed = parse(read_program(program))
         inputs = find_inputs(parsed)
         given = _input_values(ctx.args, var, values)
-        placeholders = {name: given.get(name, np.ones(())) for name in inputs}
-        placeholders.update({k: v for k, v in given.items() if k not in inputs})
-        graph = build(parsed, placeholders, no_grad=frozenset(_split(no_grad)))
+        graph = build(parsed, _scalars_where_missing(parsed, given), no_grad=frozenset(_split(no_grad)))
         out_name = output or graph.last_assigned
         if out_name is None:
             raise InputError("the program assigns nothing to differentiate")
@@ -192,31 +193,25 @@ class GraphFormat(str, Enum):
     mermaid = "mermaid"
 
 
-@app.command("graph", help=GRAPH_HELP, context_settings={
-    "allow_extra_args": True, "ignore_unknown_options": True})
+@app.command("graph", help=GRAPH_HELP, context_settings=WITH_INPUT_VALUES)
 def graph_command(
     ctx: typer.Context,
-    program: Annotated[str, typer.Argument(
-        metavar="PROGRAM", help="The program text, @FILE to read it from a file, or - for stdin.",
-        show_default=False)],
+    program: Program,
     output: Annotated[Optional[str], typer.Option(
         "--output", metavar="NAME", help="The tensor whose graph to show; default: the last assigned.")] = None,
-    var: Annotated[list[str], typer.Option("--var", metavar="NAME=V", help="An input's value.")] = [],
-    values: Annotated[Optional[str], typer.Option("--values", metavar="FILE", help="Input values as JSON.")] = None,
+    var: Var = [],
+    values: Values = None,
     seed: Annotated[Optional[str], typer.Option("--seed", metavar="V", help="backward()'s gradient, for the grads shown.")] = None,
     retain: Annotated[list[str], typer.Option("--retain", metavar="NAME", help="Call NAME.retain_grad().")] = [],
-    no_grad: Annotated[list[str], typer.Option("--no-grad", metavar="NAME", help="An input that does not require grad.")] = [],
-    dtype: Annotated[str, typer.Option("--dtype", metavar="float32|float64", help="The dtype of every tensor.")] = "float32",
+    no_grad: NoGrad = [],
+    dtype: Dtype = "float32",
     format: Annotated[str, typer.Option("--format", metavar="tree|dot|mermaid", help="tree (default), dot or mermaid.")] = "tree",
-    debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks.")] = False,
+    debug: Debug = False,
 ) -> None:
     def run() -> None:
-        import numpy as np
-
-        from gradcalc.graph import find_inputs
+        from gradcalc.backward import backward
         from gradcalc.gradgraph import grad_graph, render_dot, render_mermaid, render_tree
         from gradcalc.parser import parse
-        from gradcalc.backward import backward
         from gradcalc.session import evaluate, output_node
         from gradcalc.values import parse_value
 
@@ -225,8 +220,7 @@ def graph_command(
         parsed = parse(read_program(program))
         given = _input_values(ctx.args, var, values)
         with_values = bool(given)
-        inputs = {name: given.get(name, np.ones(())) for name in find_inputs(parsed)}
-        inputs.update({k: v for k, v in given.items() if k not in inputs})
+        inputs = _scalars_where_missing(parsed, given)
         seeds = [parse_value(seed, "--seed")] if seed is not None else []
         outputs = [output] if output else []
         evaluation = evaluate(parsed, inputs, outputs=outputs, retain=_split(retain),
@@ -242,6 +236,16 @@ def graph_command(
             sys.stdout.write(render(g, with_values=with_values))
 
     _guarded(run, debug)
+
+
+def _scalars_where_missing(parsed, given: dict) -> dict:
+    """The given input values, and a scalar for each input without one (diff and graph need
+    shapes, not values)."""
+    import numpy as np
+
+    from gradcalc.graph import find_inputs
+
+    return {**{name: np.ones(()) for name in find_inputs(parsed)}, **given}
 
 
 def _choice(enum, value: str, option: str):

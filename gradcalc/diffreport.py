@@ -6,6 +6,7 @@ import json
 from enum import Enum
 
 from gradcalc.chain import Chain, Derivation
+from gradcalc.symbolic import text
 
 
 class DiffFormat(str, Enum):
@@ -26,11 +27,11 @@ def chain_text(derivation: Derivation, chain: Chain) -> str:
     head = _d(derivation.output, chain.input)
     if chain.total is None:
         return f"{head}: no path of grad-requiring operations joins them"
-    total = str(chain.total)
+    total = text(chain.total)
     if chain.too_many_paths or not chain.paths:
         return f"{head} = {total}"
     symbols = " + ".join(" · ".join(_d(e.parent, e.child) for e in path) for path in chain.paths)
-    values = " + ".join(_product([str(e.partial) for e in path], " · ") for path in chain.paths)
+    values = " + ".join(_product([text(e.partial) for e in path], " · ") for path in chain.paths)
     steps = [head, symbols, values, total]
     return " = ".join(dict.fromkeys(steps))  # drop repeats: ∂b/∂z = 1/2, not = ∂b/∂z = 1/2 = 1/2
 
@@ -79,12 +80,12 @@ def render_latex(derivation: Derivation) -> str:
 def render_json(derivation: Derivation) -> str:
     document = {
         "output": derivation.output,
-        "edges": [{"of": e.parent, "wrt": e.child, "partial": str(e.partial)} for e in derivation.edges],
+        "edges": [{"of": e.parent, "wrt": e.child, "partial": text(e.partial)} for e in derivation.edges],
         "chains": [{
             "wrt": c.input,
             "paths": None if c.too_many_paths else [[e.parent for e in p] + [c.input] for p in c.paths],
-            "factors": None if c.too_many_paths else [[str(e.partial) for e in p] for p in c.paths],
-            "partial": None if c.total is None else str(c.total),
+            "factors": None if c.too_many_paths else [[text(e.partial) for e in p] for p in c.paths],
+            "partial": None if c.total is None else text(c.total),
             "text": chain_text(derivation, c),
         } for c in derivation.chains],
     }

@@ -12,6 +12,7 @@ import numpy as np
 
 from gradcalc.graph import Const, Node
 from gradcalc.session import Evaluation, output_node
+from gradcalc.symbolic import text
 
 
 def explanations(evaluation: Evaluation) -> dict[str, str]:
@@ -37,13 +38,13 @@ def explanations(evaluation: Evaluation) -> dict[str, str]:
             chain = next(c for c in derivation.chains if c.input == name)
             if chain.total is None:
                 continue
-            text = chain_text(derivation, chain)
+            line = chain_text(derivation, chain)
             value = _at(chain.total, numbers)
-            if value is not None and value != str(chain.total):
-                text += f" = {value}"
+            if value is not None and value != text(chain.total):
+                line += f" = {value}"
             if seed is not None:
-                text += f", times the seed {_tensor_text(seed)}"
-            steps.append(text)
+                line += f", times the seed {_tensor_text(seed)}"
+            steps.append(line)
         result[name] = f"{name}.grad → {_tensor_text(binding.grad)}: " + "; plus ".join(steps)
     return result
 

@@ -72,7 +72,7 @@ def render_torch(evaluation: Evaluation) -> str:
 def symbolic_partials(evaluation: Evaluation) -> dict[str, dict[str, Optional[str]]]:
     """{name: {output: d output / d name as a SymPy string, or None}}."""
     from gradcalc.session import output_node
-    from gradcalc.symbolic import Symbolic
+    from gradcalc.symbolic import Symbolic, text
 
     symbolic = Symbolic(evaluation.graph)
     per_output = {out: symbolic.partials(output_node(evaluation.graph, out))
@@ -82,7 +82,7 @@ def symbolic_partials(evaluation: Evaluation) -> dict[str, dict[str, Optional[st
         result[row.name] = {}
         for out, partials in per_output.items():
             expr = partials.get(row.binding.id) if row.is_tensor else None
-            result[row.name][out] = None if expr is None else str(expr)
+            result[row.name][out] = None if expr is None else text(expr)
     return result
 
 

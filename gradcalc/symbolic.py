@@ -73,23 +73,27 @@ class Symbolic:
 
     def partials(self, output: Node, *, stop_at_names: bool = False) -> dict[int, object]:
         """d output / d node for every node joined to the output by grad-requiring operations;
-        with stop_at_names, only through unnamed intermediates (the local partials of `diff`)."""
+        with stop_at_names, only through unnamed intermediates (the local partials of `diff`).
+
+        Terms are collected in lists and added once per node: linear, where adding them one
+        by one into a SymPy Add would be quadratic in the number of paths."""
         if not output.requires_grad:
             return {}
-        result = {output.id: self.sp.Integer(1)}
+        sp = self.sp
+        terms: dict[int, list] = {output.id: [sp.Integer(1)]}
+        result = {}
         for node in reversed(self.graph.nodes[: output.id + 1]):
-            upstream = result.get(node.id)
-            if upstream is None or node.is_leaf:
+            if node.id not in terms:
                 continue
-            if stop_at_names and node is not output and node.id in self.labels:
+            upstream = result[node.id] = sp.Add(*terms.pop(node.id))
+            if node.is_leaf or (stop_at_names and node is not output and node.id in self.labels):
                 continue
             if _size(upstream, PARTIAL_BUDGET) > PARTIAL_BUDGET:
                 label = output.name or f"t{output.id}"
-                upstream = self.sp.Symbol(f"∂{label}/∂{node.name or f't{node.id}'}")
+                upstream = sp.Symbol(f"∂{label}/∂{node.name or f't{node.id}'}")
             for i, arg in enumerate(node.args):
                 if isinstance(arg, Node) and arg.requires_grad:
-                    term = upstream * self.local_partial(node, i)
-                    result[arg.id] = term if arg.id not in result else result[arg.id] + term
+                    terms.setdefault(arg.id, []).append(upstream * self.local_partial(node, i))
         return result
 
 
@@ -145,3 +149,11 @@ def _size(expr, limit: int) -> int:
         count += 1
         stack.extend(e.args)
     return count
+
+
+def text(expr) -> str:
+    """SymPy's string of an expression; a large one unsorted, since sorting the terms of a
+    sum of thousands costs seconds and the order carries no meaning."""
+    from sympy.printing.str import sstr
+
+    return sstr(expr, order="none") if _size(expr, PARTIAL_BUDGET) > PARTIAL_BUDGET else str(expr)

@@ -8,7 +8,7 @@ import numpy as np
 
 from gradcalc.derive import vjp_tree
 from gradcalc.errors import ShapeError, TorchError
-from gradcalc.graph import Graph, Node
+from gradcalc.graph import Const, Graph, Node, exact_constant
 from gradcalc.numeric import evaluate
 from gradcalc.ops import Kind
 
@@ -39,7 +39,8 @@ def _reverse_walk(graph: Graph, output: Node, grads: dict) -> None:
 def local_vjps(node: Node, grad: np.ndarray) -> list[Optional[np.ndarray]]:
     """grad * d node / d arg for each argument that requires grad (None for the others)."""
     wanted = [isinstance(a, Node) and a.requires_grad for a in node.args]
-    operands = [a.value for a in node.args]
+    exact = node.value.dtype == object
+    operands = [exact_constant(a) if exact and isinstance(a, Const) else a.value for a in node.args]
     if node.op.kind is Kind.ELEMENTWISE:
         dtype = node.value.dtype
         return [_broadcast(evaluate(vjp_tree(node.op.name, i), grad, operands, dtype, node.value),
@@ -77,7 +78,12 @@ def _initial_grad(output: Node, seed: Optional[np.ndarray], dtype) -> np.ndarray
     if not output.requires_grad:
         raise TorchError("element 0 of tensors does not require grad and does not have a grad_fn",
                          hint="the output depends on no input that requires grad (detached or --no-grad)")
-    return np.ones_like(output.value) if seed is None else seed
+    seed = np.ones_like(output.value) if seed is None else seed
+    if seed.dtype == object:  # `--exact`: 1, not Python's int 1 (whose 1/3 is a float)
+        from gradcalc.exact import to_exact
+
+        seed = to_exact(seed)
+    return seed
 
 
 def _torch_size(shape: tuple[int, ...]) -> str:

@@ -92,6 +92,8 @@ def eval_command(
         "--format", metavar="table|torch|json", help="table (default), torch (print(t.data, t.grad) lines) or json.")] = "table",
     explain: Annotated[bool, typer.Option(
         "--explain", help="Explain each grad: the chain rule behind it, or why it is None.")] = False,
+    exact: Annotated[bool, typer.Option(
+        "--exact", help="Exact arithmetic: SymPy rationals instead of floats (1/3 stays 1/3).")] = False,
     jacobian: Annotated[bool, typer.Option(
         "--jacobian", help="Print the Jacobian of the output by each input "
                            "(torch.autograd.functional.jacobian) instead of the grads.")] = False,
@@ -109,7 +111,8 @@ def eval_command(
         inputs = _input_values(ctx.args, var, values)
         evaluation = evaluate(
             source, inputs, outputs=output, seeds=[parse_value(s, "--seed") for s in seed],
-            retain=_split(retain), no_grad=_split(no_grad), dtype=dt.value, run_backward=not jacobian)
+            retain=_split(retain), no_grad=_split(no_grad), dtype="exact" if exact else dt.value,
+            run_backward=not jacobian)
         if jacobian:
             _print_jacobian(evaluation, fmt)
         else:
@@ -288,7 +291,7 @@ def _print_jacobian(evaluation, fmt) -> None:
     import json
 
     from gradcalc.jacobian import jacobian
-    from gradcalc.render import Format, json_array
+    from gradcalc.render import Format, dtype_name, json_array
     from gradcalc.session import output_node
     from gradcalc.tensor_str import tensor_repr
 
@@ -298,7 +301,7 @@ def _print_jacobian(evaluation, fmt) -> None:
     out = evaluation.outputs[0]
     result = jacobian(graph, output_node(graph, out), graph.inputs)
     if fmt is Format.json:
-        document = {"dtype": graph.dtype.name, "output": out,
+        document = {"dtype": dtype_name(graph.dtype), "output": out,
                     "jacobian": {name: json_array(j) for name, j in result.items()}}
         sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
     elif fmt is Format.torch:

@@ -213,7 +213,8 @@ class _Builder:
 
     def _tensor(self, const: Const) -> Node:
         """A number where torch takes a tensor: torch.tensor(value), which requires no grad."""
-        return self.node(np.asarray(const.value, dtype=self.dtype), requires_grad=False, constant=const)
+        value = exact_constant(const) if self.dtype == object else const.value
+        return self.node(np.asarray(value, dtype=self.dtype), requires_grad=False, constant=const)
 
     def _apply_lowered(self, call: tuple, args: tuple, expr: syntax.Call) -> Binding:
         name, parts = call
@@ -223,9 +224,22 @@ class _Builder:
 
 
 def _forward(op: Op, args: tuple, dtype: np.dtype) -> np.ndarray:
+    if dtype == object:
+        from gradcalc import exact
+
+        return exact.forward(op, [a.value if isinstance(a, Node) else exact_constant(a) for a in args])
     operands = [a.value for a in args]
     with np.errstate(all="ignore"):
         return np.asarray(op.forward(*operands), dtype=dtype)
+
+
+def exact_constant(const: Const):
+    """A number of the program as SymPy keeps it exactly: 1/2 from `1/2`, pi from `pi`."""
+    import sympy
+
+    from gradcalc.symbolic import constant
+
+    return constant(sympy, const)
 
 
 def _fold(op: Op, args: tuple, expr: syntax.Call) -> Const:

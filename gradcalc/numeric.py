@@ -79,6 +79,10 @@ def arg_terms(n: int) -> list[Term]:
 
 def torch_pow(base, exponent):
     """x ** e as torch computes it on the CPU: special kernels for a Python-number exponent."""
+    if np.asarray(base).dtype == object or np.asarray(exponent).dtype == object:
+        from gradcalc.exact import elementwise
+
+        return elementwise(lambda a, b: a**b, base, exponent)  # `--exact`: SymPy numbers
     if isinstance(exponent, float):
         e = exponent
         if e == 0.5:
@@ -154,6 +158,10 @@ def vector_lanes(shape: tuple, operand_shapes, dtype) -> np.ndarray:
 
 
 def _call(name: str, *xs):
+    if any(np.asarray(x).dtype == object for x in xs):
+        from gradcalc.exact import function
+
+        return function(name)(*xs)
     value = _FUNCTIONS[name](*xs) if name in _FUNCTIONS else getattr(np, name)(*xs)
     # A function of Python numbers stays a Python number, as torch's Scalar math does.
     return float(value) if all(isinstance(x, float) for x in xs) else value
@@ -176,6 +184,10 @@ def evaluate(tree: tuple, g, args: list, dtype, result=None):
     if tag == "result":
         return result
     if tag == "num":
+        if dtype == object:
+            from gradcalc.exact import constant
+
+            return constant(tree[1])
         return tree[1]  # a Python number: NumPy casts it to the tensor's dtype, as torch a Scalar
     if tag == "true":
         return np.asarray(True)

@@ -104,15 +104,21 @@ def render_json(evaluation: Evaluation, explanations: Optional[dict[str, str]] =
         })
     # One tensor a line: readable by people, and by jq like any JSON.
     body = ",\n".join(f"    {json.dumps(t, allow_nan=False, ensure_ascii=False)}" for t in tensors)
-    return (f'{{\n  "dtype": {json.dumps(evaluation.graph.dtype.name)},\n'
+    return (f'{{\n  "dtype": {json.dumps(dtype_name(evaluation.graph.dtype))},\n'
             f'  "outputs": {json.dumps(list(evaluation.outputs))},\n'
             f'  "tensors": [\n{body}\n  ]\n}}\n')
+
+
+def dtype_name(dtype) -> str:
+    return "exact" if dtype == object else dtype.name
 
 
 def json_array(value) -> object:
     """Nested lists of numbers; nan and infinities as strings; float32 by its shortest digits."""
     array = np.asarray(value)
-    if array.dtype == np.float32:
+    if array.dtype == object:  # `--exact`: SymPy's text of each number, "1/3"
+        flat = [str(v) for v in array.ravel()]
+    elif array.dtype == np.float32:
         flat = [_json_number(float(str(v))) for v in array.ravel()]
     else:
         flat = [_json_number(float(v)) for v in array.ravel()]

@@ -66,7 +66,13 @@ def extremum_vjp(grad, args, result):
     """evenly_distribute_backward: the gradient split evenly over the elements equal to the result."""
     (x,) = args
     x = np.asarray(x)
-    mask = np.isnan(x) if np.isnan(result) else x == result
+    if x.dtype == object:  # exact: SymPy numbers
+        from gradcalc.exact import is_nan
+
+        mask = np.array([is_nan(v) if is_nan(result.item()) else bool(v == result.item())
+                         for v in x.reshape(-1)], dtype=bool).reshape(x.shape)
+    else:
+        mask = np.isnan(x) if np.isnan(result) else x == result
     out = np.zeros_like(x)
     out[mask] = grad / _in_dtype(np.count_nonzero(mask), grad)
     return (out,)

@@ -29,6 +29,11 @@ def evaluate(source: str | syntax.Program, values: dict[str, np.ndarray], *,
     """What the PyTorch program does: build the tensors, then `out.backward(seed)` for each output
     (unless run_backward is False: the tensors only, e.g. for a Jacobian)."""
     program = parse(source) if isinstance(source, str) else source
+    if dtype == "exact":
+        from gradcalc.exact import EXACT, to_exact
+
+        dtype, values = EXACT, {name: to_exact(v) for name, v in values.items()}
+        seeds = [to_exact(s) for s in seeds]
     graph = build(program, values, dtype=np.dtype(dtype), no_grad=frozenset(no_grad),
                   retain=tuple(retain))
     outputs = list(outputs) or ([graph.last_assigned] if graph.last_assigned else [])

@@ -116,6 +116,10 @@ def tensor_repr(
     marks a leaf that requires grad and is ignored when ``grad_fn`` is given, as in torch.
     """
     arr = np.asarray(value)
+    if arr.dtype == object:  # `eval --exact`: SymPy numbers
+        from gradcalc.exact import exact_repr
+
+        return exact_repr(arr)
     if arr.dtype not in _DTYPE_SUFFIXES:
         raise TypeError(f"tensor_repr expects float32 or float64 values, got {arr.dtype}")
     opts = PRINT_OPTIONS

@@ -46,15 +46,17 @@ def derive(graph: Graph, output: Node, wrt: list[str]) -> Derivation:
     named = [n for n in graph.nodes[: output.id + 1] if n.id in labels and n.requires_grad]
     edges: dict[str, list[Edge]] = {}
     ordered: list[Edge] = []
+    reached = {output.id}
     for node in reversed(named):
-        if node.is_leaf or (node is not output and not _reaches(node, output, edges, labels)):
+        if node.is_leaf or node.id not in reached:
             continue
         local = by_name.partials(node, stop_at_names=True)
-        for child in named:
-            if child is not node and child.id in local:
-                edge = Edge(labels[node.id], labels[child.id], local[child.id])
+        for child_id in sorted(local):
+            if child_id != node.id and child_id in labels:
+                edge = Edge(labels[node.id], labels[child_id], local[child_id])
                 edges.setdefault(edge.parent, []).append(edge)
                 ordered.append(edge)
+                reached.add(child_id)
     totals = expanded.partials(output)
     chains = []
     for name in wrt:
@@ -64,12 +66,6 @@ def derive(graph: Graph, output: Node, wrt: list[str]) -> Derivation:
             chain.paths, chain.too_many_paths = _paths(labels[output.id], labels[node.id], edges)
         chains.append(chain)
     return Derivation(labels[output.id], ordered, chains)
-
-
-def _reaches(node: Node, output: Node, edges: dict, labels: dict) -> bool:
-    """Whether an edge already found leads into this node (so it lies on a path from the output)."""
-    label = labels[node.id]
-    return any(e.child == label for group in edges.values() for e in group)
 
 
 def _paths(start: str, goal: str, edges: dict[str, list[Edge]]) -> tuple[list[list[Edge]], bool]:

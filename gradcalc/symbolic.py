@@ -7,6 +7,7 @@ numbers. Nothing here feeds a number: the values come from `backward` alone.
 
 from __future__ import annotations
 
+import heapq
 import math
 
 from gradcalc import syntax
@@ -80,11 +81,12 @@ class Symbolic:
         if not output.requires_grad:
             return {}
         sp = self.sp
+        nodes = self.graph.nodes
         terms: dict[int, list] = {output.id: [sp.Integer(1)]}
+        pending = [-output.id]  # a max-heap of node ids: program order is topological
         result = {}
-        for node in reversed(self.graph.nodes[: output.id + 1]):
-            if node.id not in terms:
-                continue
+        while pending:
+            node = nodes[-heapq.heappop(pending)]
             upstream = result[node.id] = sp.Add(*terms.pop(node.id))
             if node.is_leaf or (stop_at_names and node is not output and node.id in self.labels):
                 continue
@@ -93,7 +95,10 @@ class Symbolic:
                 upstream = sp.Symbol(f"∂{label}/∂{node.name or f't{node.id}'}")
             for i, arg in enumerate(node.args):
                 if isinstance(arg, Node) and arg.requires_grad:
-                    terms.setdefault(arg.id, []).append(upstream * self.local_partial(node, i))
+                    if arg.id not in terms:
+                        terms[arg.id] = []
+                        heapq.heappush(pending, -arg.id)
+                    terms[arg.id].append(upstream * self.local_partial(node, i))
         return result
 
 

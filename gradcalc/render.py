@@ -10,7 +10,7 @@ from typing import Optional
 
 import numpy as np
 
-from gradcalc.graph import Binding, Const, Node
+from gradcalc.graph import Binding, Node
 from gradcalc.session import Evaluation
 from gradcalc.tensor_str import tensor_repr
 

@@ -1,6 +1,5 @@
 """`gradcalc graph` and `eval --jacobian` through the command line, against torch where it has an answer."""
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -52,7 +51,7 @@ JACOBIAN_CASES = [
 def test_jacobian_matches_torch_autograd_functional(program, values, fn):
     args = ["eval", program, "--jacobian", "--format", "torch"]
     for name, value in values.items():
-        args += [f"--var", f"{name}={value}"]
+        args += ["--var", f"{name}={value}"]
     result = run(args)
     assert result.exit_code == 0, result.output
     tensors = tuple(torch.tensor(v) for v in values.values())

@@ -67,7 +67,32 @@ def none_reason(evaluation: Evaluation, name: str, binding) -> Optional[str]:
         return (f"'{name}' is not a leaf ({binding.grad_fn}): PyTorch keeps .grad only for leaves; "
                 f"keep it with --retain {name} (or {name}.retain_grad() in the program)")
     outs = ", ".join(evaluation.outputs)
+    cut = _detach_downstream_of(evaluation.graph, binding)
+    if cut is not None:
+        return (f"'{name}' is not reached from {outs}: its path is cut by detach() at line {cut.line}, "
+                "which makes a new leaf that does not require grad")
     return f"'{name}' is not reached from {outs}: no path of grad-requiring operations joins them"
+
+
+def _detach_downstream_of(graph, source: Node) -> Optional[Node]:
+    """The first detach() whose detached tensor was computed from `source`, if any."""
+    for node in graph.nodes:
+        if node.detached_from is not None and _depends_on(node.detached_from, source):
+            return node
+    return None
+
+
+def _depends_on(node: Node, source: Node) -> bool:
+    stack, seen = [node], set()
+    while stack:
+        n = stack.pop()
+        if n is source:
+            return True
+        if n.id in seen:
+            continue
+        seen.add(n.id)
+        stack.extend(a for a in n.args if isinstance(a, Node))
+    return False
 
 
 def _scalar_inputs(evaluation: Evaluation) -> Optional[dict]:

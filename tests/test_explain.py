@@ -28,7 +28,8 @@ def test_every_reason_for_none():
     assert result.exit_code == 0, result.output
     assert result.stdout.count("\n") == 5  # torch's lines only on stdout
     err = result.stderr
-    assert "x.grad is None: 'x' is not reached from b" in err
+    assert "x.grad is None: 'x' is not reached from b: its path is cut by detach() at line 1" in err
+    assert "w.grad is None: 'w' is not reached from b: no path of grad-requiring operations" in err
     assert "y.grad is None: 'y' is an input that does not require grad (--no-grad y)" in err
     assert "a.grad is None: 'a' was detached at line 1" in err
     assert "z.grad → tensor([0.5000, 0.5000]): ∂b/∂z = 1/2" in err

@@ -15,7 +15,7 @@ from gradcalc.ops import Kind
 
 def backward(graph: Graph, output: Node, seed: Optional[np.ndarray] = None) -> None:
     """Accumulate d output / d leaf into each reached leaf's `.grad` (and retained nodes')."""
-    grads = {output.id: _initial_grad(output, seed, graph.dtype)}
+    grads = {output.id: initial_grad(output, seed, graph.dtype)}
     with np.errstate(all="ignore"):  # inf - inf is nan, silently, as in torch
         _reverse_walk(graph, output, grads)
 
@@ -64,7 +64,7 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return grad.sum(axis=stretched, keepdims=True) if stretched else np.array(grad)
 
 
-def _initial_grad(output: Node, seed: Optional[np.ndarray], dtype) -> np.ndarray:
+def initial_grad(output: Node, seed: Optional[np.ndarray], dtype) -> np.ndarray:
     """torch's _make_grads, in its order: the seed's shape first, then requires_grad."""
     if seed is not None:
         seed = np.asarray(seed, dtype=dtype)

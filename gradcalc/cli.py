@@ -92,6 +92,9 @@ def eval_command(
         "--format", metavar="table|torch|json", help="table (default), torch (print(t.data, t.grad) lines) or json.")] = "table",
     explain: Annotated[bool, typer.Option(
         "--explain", help="Explain each grad: the chain rule behind it, or why it is None.")] = False,
+    hessian: Annotated[bool, typer.Option(
+        "--hessian", help="Print the Hessian of a scalar output by each pair of inputs "
+                          "(torch.autograd.functional.hessian) instead of the grads.")] = False,
     exact: Annotated[bool, typer.Option(
         "--exact", help="Exact arithmetic: SymPy rationals instead of floats (1/3 stays 1/3).")] = False,
     jacobian: Annotated[bool, typer.Option(
@@ -112,9 +115,9 @@ def eval_command(
         evaluation = evaluate(
             source, inputs, outputs=output, seeds=[parse_value(s, "--seed") for s in seed],
             retain=_split(retain), no_grad=_split(no_grad), dtype="exact" if exact else dt.value,
-            run_backward=not jacobian)
-        if jacobian:
-            _print_jacobian(evaluation, fmt)
+            run_backward=not (jacobian or hessian))
+        if jacobian or hessian:
+            _print_derivatives(evaluation, fmt, second=hessian)
         else:
             _print_report(evaluation, fmt, explain)
 
@@ -286,10 +289,12 @@ def _print_report(evaluation, fmt, explain: bool = False) -> None:
     sys.stdout.flush()
 
 
-def _print_jacobian(evaluation, fmt) -> None:
-    """One Jacobian per input: `NAME: tensor(...)` lines (torch), a table, or a json object."""
+def _print_derivatives(evaluation, fmt, *, second: bool) -> None:
+    """The Jacobian (or Hessian) by each input: `NAME: tensor(...)` lines as torch prints
+    jacobian's (hessian's) result per input, a table, or a json object."""
     import json
 
+    from gradcalc.hessian import hessian
     from gradcalc.jacobian import jacobian
     from gradcalc.render import Format, dtype_name, json_array
     from gradcalc.session import output_node
@@ -297,21 +302,31 @@ def _print_jacobian(evaluation, fmt) -> None:
 
     graph = evaluation.graph
     if len(evaluation.outputs) != 1:
-        raise InputError("--jacobian takes one --output")
+        raise InputError(f"--{'hessian' if second else 'jacobian'} takes one --output")
     out = evaluation.outputs[0]
-    result = jacobian(graph, output_node(graph, out), graph.inputs)
+    node = output_node(graph, out)
+    if second:
+        table = hessian(graph, node, graph.inputs)
+        single = len(table) == 1
+        texts = {a: tensor_repr(row[a]) if single else "(" + ", ".join(tensor_repr(h) for h in row.values()) + ")"
+                 for a, row in table.items()}
+        data = {a: {b: json_array(h) for b, h in row.items()} for a, row in table.items()}
+    else:
+        table = jacobian(graph, node, graph.inputs)
+        texts = {name: tensor_repr(j) for name, j in table.items()}
+        data = {name: json_array(j) for name, j in table.items()}
+    key = "hessian" if second else "jacobian"
     if fmt is Format.json:
-        document = {"dtype": dtype_name(graph.dtype), "output": out,
-                    "jacobian": {name: json_array(j) for name, j in result.items()}}
+        document = {"dtype": dtype_name(graph.dtype), "output": out, key: data}
         sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
     elif fmt is Format.torch:
-        sys.stdout.write("".join(f"{name}: {tensor_repr(j)}\n" for name, j in result.items()))
+        sys.stdout.write("".join(f"{name}: {text}\n" for name, text in texts.items()))
     else:
         from rich.text import Text
 
         console = _stdout_console()
-        for name, j in result.items():
-            console.print(Text(f"∂{out}/∂{name} (shape {list(j.shape)}):\n{tensor_repr(j)}"))
+        for name, text in texts.items():
+            console.print(Text(f"{key} of {out} by {name}:\n{text}"))
 
 
 def _stdout_console():

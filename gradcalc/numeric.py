@@ -157,7 +157,7 @@ def vector_lanes(shape: tuple, operand_shapes, dtype) -> np.ndarray:
     return np.broadcast_to(np.arange(inner) < inner // block * block, shape)
 
 
-def _call(name: str, *xs):
+def apply_function(name: str, *xs):
     if any(np.asarray(x).dtype == object for x in xs):
         from gradcalc.exact import function
 
@@ -204,7 +204,7 @@ def evaluate(tree: tuple, g, args: list, dtype, result=None):
     if tag == "pow":
         return torch_pow(ev(tree[1]), ev(tree[2]))
     if tag == "call":
-        return _call(tree[1], *(ev(t) for t in tree[2]))
+        return apply_function(tree[1], *(ev(t) for t in tree[2]))
     if tag == "cmp":
         return _CMP[tree[1]](ev(tree[2]), ev(tree[3]))
     if tag == "and":

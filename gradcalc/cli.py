@@ -244,6 +244,80 @@ def graph_command(
     _guarded(run, debug)
 
 
+CHECK_HELP = """Check PROGRAM's values and grads against expectations; exit 0 when every one holds,
+1 with a diff (worst element first) when any fails, 2 on bad input.
+
+Default tolerances are torch.testing.assert_close's for the dtype: float32 rtol 1.3e-6,
+atol 1e-5; float64 rtol 1e-7, atol 1e-7 (|got - expected| <= atol + rtol * |expected|).
+--gradcheck also compares every input's grad with central finite differences in float64,
+as torch.autograd.gradcheck does (eps 1e-6, atol 1e-5, rtol 1e-3); a point where the
+function has a kink (relu or abs at 0) is reported as such, not compared.
+
+Example:
+
+\b
+  gradcalc check "a = x + 2*y; b = a + z/2" --x 2,1 --y 1,3 --z 5,2 --seed 1,1 --expect x.grad=1,1 --expect z.grad=0.5,0.5 --gradcheck
+"""
+
+
+@app.command("check", help=CHECK_HELP, context_settings=WITH_INPUT_VALUES)
+def check_command(
+    ctx: typer.Context,
+    program: Program,
+    expect: Annotated[list[str], typer.Option(
+        "--expect", metavar="NAME=V", help="NAME=V (data) or NAME.grad=V (V may be None); repeatable.")] = [],
+    rtol: Annotated[Optional[float], typer.Option("--rtol", help="Relative tolerance (default: by dtype).")] = None,
+    atol: Annotated[Optional[float], typer.Option("--atol", help="Absolute tolerance (default: by dtype).")] = None,
+    gradcheck_: Annotated[bool, typer.Option("--gradcheck", help="Compare grads with finite differences.")] = False,
+    var: Var = [],
+    values: Values = None,
+    seed: Annotated[list[str], typer.Option("--seed", metavar="V", help="backward()'s gradient, one per --output.")] = [],
+    output: Annotated[list[str], typer.Option("--output", metavar="NAME", help="The tensor(s) to call backward() on.")] = [],
+    retain: Annotated[list[str], typer.Option("--retain", metavar="NAME", help="Call NAME.retain_grad().")] = [],
+    no_grad: NoGrad = [],
+    dtype: Dtype = "float32",
+    debug: Debug = False,
+) -> None:
+    def run() -> int:
+        from gradcalc.checking import DEFAULT_TOLERANCES, check_expectations, gradcheck, parse_expectation
+        from gradcalc.parser import parse
+        from gradcalc.session import evaluate
+        from gradcalc.values import parse_value
+
+        dt = _choice(DType, dtype, "--dtype")
+        if not expect and not gradcheck_:
+            raise InputError("nothing to check", hint="add --expect NAME=V, --expect NAME.grad=V or --gradcheck")
+        expectations = [parse_expectation(e) for e in expect]
+        parsed = parse(read_program(program))
+        inputs = _input_values(ctx.args, var, values)
+        seeds = [parse_value(s, "--seed") for s in seed]
+        evaluation = evaluate(parsed, inputs, outputs=output, seeds=seeds, retain=_split(retain),
+                              no_grad=_split(no_grad), dtype=dt.value)
+        default_rtol, default_atol = DEFAULT_TOLERANCES[dt.value]
+        failures = check_expectations(evaluation.graph, expectations,
+                                      default_rtol if rtol is None else rtol, default_atol if atol is None else atol)
+        lines = [f.render() for f in failures]
+        checks = len(expectations)
+        if gradcheck_:
+            for result in gradcheck(parsed, inputs, outputs=evaluation.outputs, seeds=seeds,
+                                    no_grad=_split(no_grad), retain=_split(retain)):
+                checks += 1
+                if result.kinks:
+                    lines.append(f"note {result.name}.grad: at a kink (one-sided derivatives differ) at "
+                                 f"{', '.join(result.kinks)}: not compared there")
+                if result.failure is not None:
+                    failures.append(result.failure)
+                    lines.append(result.failure.render())
+        if failures:
+            lines.append(f"FAILED: {len(failures)} of {checks} checks")
+        else:
+            lines.append(f"ok: {checks} check{'s' if checks != 1 else ''} passed")
+        sys.stdout.write("\n".join(lines) + "\n")
+        return ExitCode.CHECK_FAILED if failures else ExitCode.OK
+
+    _guarded_status(run, debug)
+
+
 def _scalars_where_missing(parsed, given: dict) -> dict:
     """The given input values, and a scalar for each input without one (diff and graph need
     shapes, not values)."""
@@ -410,6 +484,14 @@ def _guarded(run, debug: bool) -> None:
             raise
         _error(f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)")
         raise typer.Exit(ExitCode.BAD_INPUT)
+
+
+def _guarded_status(run, debug: bool) -> None:
+    """As _guarded, for a command whose run() returns an exit status (check's 0 or 1)."""
+    status: list[int] = []
+    _guarded(lambda: status.append(run()), debug)
+    if status and status[0] != ExitCode.OK:
+        raise typer.Exit(status[0])
 
 
 def _error(text: str) -> None:

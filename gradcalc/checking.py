@@ -1,0 +1,174 @@
+"""`gradcalc check`: expectations on values and grads, and gradcheck by finite differences.
+
+Tolerances follow torch.testing.assert_close (float32: rtol 1.3e-6, atol 1e-5; float64:
+rtol 1e-7, atol 1e-7); gradcheck follows torch.autograd.gradcheck (float64, eps 1e-6,
+atol 1e-5, rtol 1e-3).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from gradcalc.errors import InputError
+from gradcalc.graph import Const, Node
+
+DEFAULT_TOLERANCES = {"float32": (1.3e-6, 1e-5), "float64": (1e-7, 1e-7)}
+GRADCHECK = {"eps": 1e-6, "atol": 1e-5, "rtol": 1e-3}
+MAX_ROWS = 10
+
+_EXPECT = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)(\.grad)?\s*=(.*)$", re.DOTALL)
+
+
+@dataclass
+class Expectation:
+    name: str
+    grad: bool
+    expected: Optional[np.ndarray]  # None: the grad must be None
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}.grad" if self.grad else self.name
+
+
+def parse_expectation(text: str) -> Expectation:
+    """`x.grad=1,1`, `a=[4,7]`, `a.grad=None`."""
+    from gradcalc.values import parse_value
+
+    m = _EXPECT.match(text)
+    if not m:
+        raise InputError(f"--expect {text!r}: expected NAME=VALUE or NAME.grad=VALUE")
+    name, grad, value = m.group(1), bool(m.group(2)), m.group(3).strip()
+    if value == "None":
+        if not grad:
+            raise InputError(f"--expect {text!r}: only a grad can be None")
+        return Expectation(name, grad, None)
+    return Expectation(name, grad, parse_value(value, f"--expect {m.group(1)}{m.group(2) or ''}"))
+
+
+@dataclass
+class Failure:
+    label: str
+    message: str
+    rows: list[tuple[str, float, float, float]] = field(default_factory=list)  # index, expected, got, |diff|
+
+    def render(self) -> str:
+        lines = [f"FAIL {self.label}: {self.message}"]
+        if self.rows:
+            lines.append(f"  {'index':<12} {'expected':>14} {'got':>14} {'|diff|':>12}")
+            lines += [f"  {i:<12} {e:>14.7g} {g:>14.7g} {d:>12.3g}" for i, e, g, d in self.rows[:MAX_ROWS]]
+            if len(self.rows) > MAX_ROWS:
+                lines.append(f"  ... and {len(self.rows) - MAX_ROWS} more")
+        return "\n".join(lines)
+
+
+def check_expectations(graph, expectations: list[Expectation], rtol: float, atol: float) -> list[Failure]:
+    failures = []
+    for e in expectations:
+        binding = graph.bindings.get(e.name)
+        if binding is None:
+            raise InputError(f"--expect {e.label}: the program has no tensor named '{e.name}'")
+        got = _observed(binding, e.grad)
+        failure = compare(e.label, e.expected, got, rtol, atol)
+        if failure is not None:
+            failures.append(failure)
+    return failures
+
+
+def _observed(binding, grad: bool) -> Optional[np.ndarray]:
+    if isinstance(binding, Const):
+        return None if grad else np.asarray(binding.value)
+    return binding.grad if grad else binding.value
+
+
+def compare(label: str, expected, got, rtol: float, atol: float) -> Optional[Failure]:
+    """None when `got` is close to `expected` (nan matches nan), else what differs, worst first."""
+    if expected is None or got is None:
+        if expected is None and got is None:
+            return None
+        return Failure(label, f"expected {'None' if expected is None else 'a tensor'}, "
+                              f"got {'None' if got is None else 'a tensor'}")
+    got = np.asarray(got, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    if got.shape != expected.shape:
+        return Failure(label, f"expected shape {list(expected.shape)}, got {list(got.shape)}")
+    close = close_enough(got, expected, rtol, atol)
+    if close.all():
+        return None
+    with np.errstate(invalid="ignore"):
+        diff = np.abs(got - expected)
+    bad = np.argwhere(~close)
+    order = sorted(bad.tolist(), key=lambda i: -np.nan_to_num(diff[tuple(i)], nan=np.inf))
+    rows = [(str([int(j) for j in i]), expected[tuple(i)], got[tuple(i)], diff[tuple(i)]) for i in order]
+    return Failure(label, f"{len(rows)} of {got.size} elements differ (rtol {rtol:g}, atol {atol:g})", rows)
+
+
+def close_enough(got: np.ndarray, expected: np.ndarray, rtol: float, atol: float) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        close = np.abs(got - expected) <= atol + rtol * np.abs(expected)
+    return close | (np.isnan(got) & np.isnan(expected)) | (got == expected)
+
+
+# -- gradcheck --------------------------------------------------------------------------
+
+@dataclass
+class GradcheckResult:
+    name: str
+    failure: Optional[Failure]
+    kinks: list[str]
+
+
+def gradcheck(program, values: dict, *, outputs, seeds, no_grad, retain=()) -> list[GradcheckResult]:
+    """Analytical grads (float64) against central differences of sum(seed * output)."""
+    from gradcalc.session import evaluate, output_node
+
+    values64 = {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
+    ev = evaluate(program, values64, outputs=outputs, seeds=seeds, no_grad=no_grad, retain=retain,
+                  dtype="float64")
+    seeds64 = [np.ones_like(output_node(ev.graph, o).value) if s is None else np.asarray(s, np.float64)
+               for o, s in zip(ev.outputs, ev.seeds)]
+
+    def objective(vals: dict) -> float:
+        run = evaluate(program, vals, outputs=ev.outputs, no_grad=no_grad, dtype="float64",
+                       run_backward=False)
+        with np.errstate(all="ignore"):
+            return float(sum(np.sum(s * output_node(run.graph, o).value) for o, s in zip(ev.outputs, seeds64)))
+
+    eps = GRADCHECK["eps"]
+    results = []
+    for name in ev.graph.inputs:
+        leaf = ev.graph.bindings[name]
+        if not isinstance(leaf, Node) or not leaf.requires_grad or leaf.op is not None:
+            continue
+        numeric = np.zeros_like(values64[name])
+        kinks = []
+        flat = values64[name].reshape(-1)
+        for k in range(flat.size):
+            f = {}
+            for step in (-eps, 0.0, eps):
+                bumped = flat.copy()
+                bumped[k] += step
+                f[step] = objective({**values64, name: bumped.reshape(values64[name].shape)})
+            numeric.reshape(-1)[k] = (f[eps] - f[-eps]) / (2 * eps)
+            left, right = (f[0.0] - f[-eps]) / eps, (f[eps] - f[0.0]) / eps
+            if not close_enough(np.array(left), np.array(right), GRADCHECK["rtol"], GRADCHECK["atol"]):
+                kinks.append(_index(values64[name].shape, k))
+        analytical = leaf.grad if leaf.grad is not None else np.zeros_like(numeric)
+        failure = compare(f"{name}.grad (gradcheck)", numeric, analytical, GRADCHECK["rtol"], GRADCHECK["atol"])
+        if failure is not None:
+            failure.rows = [r for r in failure.rows if r[0] not in kinks]
+            if not failure.rows and kinks:
+                failure = None
+            elif failure is not None:
+                failure.message = (f"analytical and numerical gradients differ at {len(failure.rows)} of "
+                                   f"{numeric.size} elements (eps {eps:g}, rtol {GRADCHECK['rtol']:g}, "
+                                   f"atol {GRADCHECK['atol']:g}); 'expected' is the numerical one")
+        results.append(GradcheckResult(name, failure, kinks))
+    return results
+
+
+def _index(shape, k: int) -> str:
+    return str([int(i) for i in np.unravel_index(k, shape)]) if shape else "[]"

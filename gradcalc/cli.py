@@ -89,7 +89,8 @@ def eval_command(
     no_grad: NoGrad = [],
     dtype: Dtype = "float32",
     format: Annotated[str, typer.Option(
-        "--format", metavar="table|torch|json", help="table (default), torch (print(t.data, t.grad) lines) or json.")] = "table",
+        "--format", metavar="table|torch|json|csv",
+        help="table (default), torch (print(t.data, t.grad) lines), json, or csv (a row per element).")] = "table",
     explain: Annotated[bool, typer.Option(
         "--explain", help="Explain each grad: the chain rule behind it, or why it is None.")] = False,
     hessian: Annotated[bool, typer.Option(
@@ -339,7 +340,7 @@ def _choice(enum, value: str, option: str):
 def _print_report(evaluation, fmt, explain: bool = False) -> None:
     """The report on stdout; with --explain, the explanations after a table, inside the json,
     and on stderr for the torch format (whose stdout is torch's lines and nothing else)."""
-    from gradcalc.render import Format, render_json, render_table, render_torch
+    from gradcalc.render import Format, render_csv, render_json, render_table, render_torch
 
     notes = None
     if explain:
@@ -352,6 +353,8 @@ def _print_report(evaluation, fmt, explain: bool = False) -> None:
             sys.stderr.write("".join(line + "\n" for line in notes.values()))
     elif fmt is Format.json:
         sys.stdout.write(render_json(evaluation, notes))
+    elif fmt is Format.csv:
+        sys.stdout.write(render_csv(evaluation))
     else:
         console = _stdout_console()
         render_table(evaluation, console)
@@ -433,7 +436,7 @@ def _split(items: list[str]) -> list[str]:
 
 def _input_values(extra: list[str], var: list[str], values_file: Optional[str]) -> dict:
     """Input values from --values FILE, then --var NAME=V, then --NAME V (later wins)."""
-    from gradcalc.values import parse_json_values, parse_value
+    from gradcalc.values import load_values_file, value_argument
 
     texts: dict[str, str] = {}
     i = 0
@@ -457,9 +460,9 @@ def _input_values(extra: list[str], var: list[str], values_file: Optional[str]) 
         texts.setdefault(name.strip(), text)
     result = {}
     if values_file is not None:
-        text = sys.stdin.read() if values_file == "-" else _read_file(values_file, "values file")
-        result.update(parse_json_values(text, values_file))
-    result.update({name: parse_value(text, f"--{name}") for name, text in texts.items()})
+        result.update(load_values_file(values_file, lambda path: sys.stdin.read() if path == "-"
+                                       else _read_file(path, "values file")))
+    result.update({name: value_argument(text, f"--{name}") for name, text in texts.items()})
     return result
 
 

@@ -19,6 +19,7 @@ class Format(str, Enum):
     table = "table"
     torch = "torch"
     json = "json"
+    csv = "csv"
 
 
 @dataclass
@@ -133,6 +134,29 @@ def _json_number(x: float) -> object:
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
     return x
+
+
+def render_csv(evaluation: Evaluation) -> str:
+    """One row per tensor element: name, index (comma-separated, empty for 0-d), data, grad."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["name", "index", "data", "grad"])
+    for row in rows(evaluation):
+        data = np.asarray(row.binding.value)
+        grad = None if row.grad is None else np.asarray(row.grad)
+        data_texts = _csv_numbers(data)
+        grad_texts = _csv_numbers(grad) if grad is not None else [""] * data.size
+        for k, index in enumerate(np.ndindex(data.shape)):
+            writer.writerow([row.name, ",".join(str(i) for i in index), data_texts[k], grad_texts[k]])
+    return out.getvalue()
+
+
+def _csv_numbers(array: np.ndarray) -> list[str]:
+    flat = json_array(array.reshape(-1)) if array.ndim else [json_array(array)]
+    return [str(v) for v in flat]
 
 
 def render_table(evaluation: Evaluation, console) -> None:

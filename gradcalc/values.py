@@ -131,3 +131,44 @@ def _specials(value: Any) -> Any:
     if isinstance(value, list):
         return [_specials(v) for v in value]
     return value
+
+
+def value_argument(text: str, what: str) -> np.ndarray:
+    """A value as the command line gives it: `2,1`, or `@FILE.npy` for a large array."""
+    if text.startswith("@"):
+        return load_npy(text[1:], what)
+    return parse_value(text, what)
+
+
+def load_npy(path: str, what: str) -> np.ndarray:
+    array = _numpy_file(path, what)
+    if not isinstance(array, np.ndarray):
+        raise InputError(f"{what}: {path} holds several arrays; use --values {path}")
+    return _checked_array(array, f"{what} ({path})")
+
+
+def load_values_file(path: str, read_text) -> dict[str, np.ndarray]:
+    """--values FILE: a NumPy .npz (one array per input name) or a JSON object; `-` is JSON on stdin."""
+    if path.endswith(".npz"):
+        archive = _numpy_file(path, "--values")
+        if isinstance(archive, np.ndarray):
+            raise InputError(f"--values {path}: expected an .npz archive of named arrays")
+        with archive:
+            return {name: _checked_array(archive[name], f"--values {path}: input '{name}'")
+                    for name in archive.files}
+    return parse_json_values(read_text(path), path)
+
+
+def _numpy_file(path: str, what: str):
+    try:
+        return np.load(path, allow_pickle=False)  # never unpickle: a file is data, not code
+    except (OSError, ValueError, EOFError) as e:
+        raise InputError(f"{what}: cannot read NumPy file {path!r}: {e}") from None
+
+
+def _checked_array(array: np.ndarray, what: str) -> np.ndarray:
+    if array.dtype.kind not in "fiub":
+        raise InputError(f"{what}: expected numbers, got an array of dtype {array.dtype}")
+    if array.size > MAX_ELEMENTS:
+        raise InputError(f"{what}: {array.size} elements is more than the limit of {MAX_ELEMENTS}")
+    return array.astype(np.float64, copy=False) if array.dtype.kind != "f" else array

@@ -112,6 +112,43 @@ def close_enough(got: np.ndarray, expected: np.ndarray, rtol: float, atol: float
     return close | (np.isnan(got) & np.isnan(expected)) | (got == expected)
 
 
+@dataclass
+class CheckReport:
+    lines: list[str]
+    failures: list[Failure]
+    checks: int
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def run_check(program, inputs: dict, expectations: list[Expectation], *, seeds=(), outputs=(),
+              retain=(), no_grad=(), dtype="float32", rtol=None, atol=None,
+              with_gradcheck=False) -> CheckReport:
+    """Evaluate as `eval` does, then hold every expectation (and gradcheck) against it."""
+    from gradcalc.session import evaluate
+
+    evaluation = evaluate(program, inputs, outputs=outputs, seeds=seeds, retain=retain,
+                          no_grad=no_grad, dtype=dtype)
+    default_rtol, default_atol = DEFAULT_TOLERANCES[dtype]
+    failures = check_expectations(evaluation.graph, expectations,
+                                  default_rtol if rtol is None else rtol, default_atol if atol is None else atol)
+    lines = [f.render() for f in failures]
+    checks = len(expectations)
+    if with_gradcheck:
+        for result in gradcheck(program, inputs, outputs=evaluation.outputs, seeds=seeds,
+                                no_grad=no_grad, retain=retain):
+            checks += 1
+            if result.kinks:
+                lines.append(f"note {result.name}.grad: at a kink (one-sided derivatives differ) at "
+                             f"{', '.join(result.kinks)}: not compared there")
+            if result.failure is not None:
+                failures.append(result.failure)
+                lines.append(result.failure.render())
+    return CheckReport(lines, failures, checks)
+
+
 # -- gradcheck --------------------------------------------------------------------------
 
 @dataclass

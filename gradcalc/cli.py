@@ -264,7 +264,13 @@ Example:
 @app.command("check", help=CHECK_HELP, context_settings=WITH_INPUT_VALUES)
 def check_command(
     ctx: typer.Context,
-    program: Program,
+    program: Annotated[Optional[str], typer.Argument(
+        metavar="PROGRAM", help="The program text, @FILE, or - for stdin (not with --suite).",
+        show_default=False)] = None,
+    suite: Annotated[Optional[str], typer.Option(
+        "--suite", metavar="FILE.toml", help="Run every [[case]] of a suite file in one process.")] = None,
+    junit: Annotated[Optional[str], typer.Option(
+        "--junit", metavar="FILE", help="With --suite: write a JUnit XML report for CI systems.")] = None,
     expect: Annotated[list[str], typer.Option(
         "--expect", metavar="NAME=V", help="NAME=V (data) or NAME.grad=V (V may be None); repeatable.")] = [],
     rtol: Annotated[Optional[float], typer.Option("--rtol", help="Relative tolerance (default: by dtype).")] = None,
@@ -280,41 +286,26 @@ def check_command(
     debug: Debug = False,
 ) -> None:
     def run() -> int:
-        from gradcalc.checking import DEFAULT_TOLERANCES, check_expectations, gradcheck, parse_expectation
+        from gradcalc.checking import parse_expectation, run_check
         from gradcalc.parser import parse
-        from gradcalc.session import evaluate
         from gradcalc.values import parse_value
 
+        if suite is not None:
+            return _run_suite(suite, junit)
+        if program is None:
+            raise InputError("check needs a PROGRAM or --suite FILE.toml")
         dt = _choice(DType, dtype, "--dtype")
         if not expect and not gradcheck_:
             raise InputError("nothing to check", hint="add --expect NAME=V, --expect NAME.grad=V or --gradcheck")
-        expectations = [parse_expectation(e) for e in expect]
-        parsed = parse(read_program(program))
-        inputs = _input_values(ctx.args, var, values)
-        seeds = [parse_value(s, "--seed") for s in seed]
-        evaluation = evaluate(parsed, inputs, outputs=output, seeds=seeds, retain=_split(retain),
-                              no_grad=_split(no_grad), dtype=dt.value)
-        default_rtol, default_atol = DEFAULT_TOLERANCES[dt.value]
-        failures = check_expectations(evaluation.graph, expectations,
-                                      default_rtol if rtol is None else rtol, default_atol if atol is None else atol)
-        lines = [f.render() for f in failures]
-        checks = len(expectations)
-        if gradcheck_:
-            for result in gradcheck(parsed, inputs, outputs=evaluation.outputs, seeds=seeds,
-                                    no_grad=_split(no_grad), retain=_split(retain)):
-                checks += 1
-                if result.kinks:
-                    lines.append(f"note {result.name}.grad: at a kink (one-sided derivatives differ) at "
-                                 f"{', '.join(result.kinks)}: not compared there")
-                if result.failure is not None:
-                    failures.append(result.failure)
-                    lines.append(result.failure.render())
-        if failures:
-            lines.append(f"FAILED: {len(failures)} of {checks} checks")
-        else:
-            lines.append(f"ok: {checks} check{'s' if checks != 1 else ''} passed")
+        report = run_check(parse(read_program(program)), _input_values(ctx.args, var, values),
+                           [parse_expectation(e) for e in expect],
+                           seeds=[parse_value(s, "--seed") for s in seed], outputs=output,
+                           retain=_split(retain), no_grad=_split(no_grad), dtype=dt.value,
+                           rtol=rtol, atol=atol, with_gradcheck=gradcheck_)
+        lines = report.lines + [f"FAILED: {len(report.failures)} of {report.checks} checks" if report.failures
+                                else f"ok: {report.checks} check{'s' if report.checks != 1 else ''} passed"]
         sys.stdout.write("\n".join(lines) + "\n")
-        return ExitCode.CHECK_FAILED if failures else ExitCode.OK
+        return ExitCode.OK if report.passed else ExitCode.CHECK_FAILED
 
     _guarded_status(run, debug)
 
@@ -487,6 +478,31 @@ def _guarded(run, debug: bool) -> None:
             raise
         _error(f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)")
         raise typer.Exit(ExitCode.BAD_INPUT)
+
+
+def _run_suite(path: str, junit: Optional[str]) -> int:
+    """Every case of a suite file; a summary line; a progress bar on a terminal; JUnit XML."""
+    from gradcalc.suite import load_suite, run_suite, write_junit
+
+    cases = load_suite(path, _read_file(path, "suite file"))
+    progress = None
+    if sys.stderr.isatty():
+        from rich.progress import Progress
+
+        progress = Progress(transient=True, console=None)
+    results = run_suite(cases, progress)
+    for result in results:
+        if not result.passed:
+            sys.stdout.write(f"--- {result.name}\n{result.text}\n")
+    failed = sum(not r.passed for r in results)
+    errors = sum(r.error for r in results)
+    sys.stdout.write(f"{len(results) - failed} passed, {failed} failed"
+                     + (f" ({errors} with bad input)" if errors else "") + "\n")
+    if junit is not None:
+        write_junit(results, junit, suite_name=path)
+    if errors:
+        return ExitCode.BAD_INPUT
+    return ExitCode.CHECK_FAILED if failed else ExitCode.OK
 
 
 def _guarded_status(run, debug: bool) -> None:

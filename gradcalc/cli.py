@@ -91,6 +91,9 @@ def eval_command(
     format: Annotated[str, typer.Option(
         "--format", metavar="table|torch|json|csv",
         help="table (default), torch (print(t.data, t.grad) lines), json, or csv (a row per element).")] = "table",
+    batch: Annotated[Optional[str], typer.Option(
+        "--batch", metavar="FILE.jsonl", help="One JSON object of input values per line (- for stdin); "
+                                              "writes one JSON document per line.")] = None,
     explain: Annotated[bool, typer.Option(
         "--explain", help="Explain each grad: the chain rule behind it, or why it is None.")] = False,
     hessian: Annotated[bool, typer.Option(
@@ -112,6 +115,8 @@ def eval_command(
         fmt = _choice(Format, format, "--format")
         dt = _choice(DType, dtype, "--dtype")
         source = read_program(program)
+        if batch is not None:
+            return _run_batch(source, batch, ctx.args, var, values, seed, output, retain, no_grad, dt.value)
         inputs = _input_values(ctx.args, var, values)
         evaluation = evaluate(
             source, inputs, outputs=output, seeds=[parse_value(s, "--seed") for s in seed],
@@ -121,8 +126,9 @@ def eval_command(
             _print_derivatives(evaluation, fmt, second=hessian)
         else:
             _print_report(evaluation, fmt, explain)
+        return ExitCode.OK
 
-    _guarded(run, debug)
+    _guarded_status(run, debug)
 
 
 DIFF_HELP = """Print the symbolic partial derivatives of PROGRAM: the local partial on every edge
@@ -478,6 +484,53 @@ def _guarded(run, debug: bool) -> None:
             raise
         _error(f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)")
         raise typer.Exit(ExitCode.BAD_INPUT)
+
+
+def _run_batch(source, path, extra, var, values, seed, output, retain, no_grad, dtype) -> int:
+    """Rows from a JSON-lines file or stdin; documents on stdout, bad rows on stderr, exit 2 if any."""
+    from gradcalc.batch import run_batch
+    from gradcalc.parser import parse
+    from gradcalc.values import parse_value
+
+    if extra or var or values:
+        raise InputError("--batch takes the input values from its rows, not from options")
+    stream = sys.stdin if path == "-" else _open_text(path, "batch file")
+    failed = 0
+    progress = _progress_on_terminal("rows")
+    with stream:
+        for result in run_batch(parse(source), stream, outputs=output, seeds=[parse_value(s, "--seed") for s in seed],
+                                retain=_split(retain), no_grad=_split(no_grad), dtype=dtype):
+            if result.document is not None:
+                sys.stdout.write(result.document + "\n")
+            else:
+                failed += 1
+                _error(result.error)
+            if progress is not None:
+                progress.advance(progress.task_ids[0])
+    if progress is not None:
+        progress.stop()
+    sys.stdout.flush()
+    return ExitCode.BAD_INPUT if failed else ExitCode.OK
+
+
+def _progress_on_terminal(what: str):
+    """A Rich progress counter on stderr when stderr is a terminal, else None."""
+    if not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+    from rich.progress import Progress
+
+    progress = Progress(console=Console(stderr=True), transient=True)
+    progress.add_task(what, total=None)
+    progress.start()
+    return progress
+
+
+def _open_text(path: str, what: str):
+    try:
+        return open(path, encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"cannot read {what} {path!r}: {e.strerror}") from None
 
 
 def _run_suite(path: str, junit: Optional[str]) -> int:

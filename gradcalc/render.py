@@ -87,8 +87,10 @@ def symbolic_partials(evaluation: Evaluation) -> dict[str, dict[str, Optional[st
     return result
 
 
-def render_json(evaluation: Evaluation, explanations: Optional[dict[str, str]] = None) -> str:
-    partials = symbolic_partials(evaluation)
+def json_document(evaluation: Evaluation, explanations: Optional[dict[str, str]] = None,
+                  partials: Optional[dict] = None) -> dict:
+    """SPEC §5's document as Python data; `partials` may come precomputed (batch rows)."""
+    partials = symbolic_partials(evaluation) if partials is None else partials
     tensors = []
     for row in rows(evaluation):
         value = row.binding.value
@@ -103,10 +105,16 @@ def render_json(evaluation: Evaluation, explanations: Optional[dict[str, str]] =
             "partials": partials[row.name],
             **({"explanation": explanations[row.name]} if explanations else {}),
         })
+    return {"dtype": dtype_name(evaluation.graph.dtype), "outputs": list(evaluation.outputs),
+            "tensors": tensors}
+
+
+def render_json(evaluation: Evaluation, explanations: Optional[dict[str, str]] = None) -> str:
+    document = json_document(evaluation, explanations)
     # One tensor a line: readable by people, and by jq like any JSON.
-    body = ",\n".join(f"    {json.dumps(t, allow_nan=False, ensure_ascii=False)}" for t in tensors)
-    return (f'{{\n  "dtype": {json.dumps(dtype_name(evaluation.graph.dtype))},\n'
-            f'  "outputs": {json.dumps(list(evaluation.outputs))},\n'
+    body = ",\n".join(f"    {json.dumps(t, allow_nan=False, ensure_ascii=False)}" for t in document["tensors"])
+    return (f'{{\n  "dtype": {json.dumps(document["dtype"])},\n'
+            f'  "outputs": {json.dumps(document["outputs"])},\n'
             f'  "tensors": [\n{body}\n  ]\n}}\n')
 
 

@@ -46,3 +46,57 @@ def test_rows_from_stdin_and_a_clean_exit():
 def test_batch_takes_no_value_options():
     result = run("--batch", "-", "--x", "1", input="{}\n")
     assert result.exit_code == 2 and "from its rows" in result.stderr
+
+
+# -- stacked rows give each row exactly what it gives alone --------------------------------
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from gradcalc.batch import _elementwise_only, run_batch  # noqa: E402
+from gradcalc.ops import FUNCTIONS, Kind  # noqa: E402
+from gradcalc.parser import parse  # noqa: E402
+from gradcalc.render import json_document, symbolic_partials  # noqa: E402
+from gradcalc.session import evaluate  # noqa: E402
+
+UNARY = sorted(n for n, r in FUNCTIONS.items() if r.kind is Kind.ELEMENTWISE and r.arity == 1)
+STACKED_PROGRAMS = [
+    "a = x + 2*y; b = a + z/2",
+    "a = x * y - 2 / z; a.retain_grad(); b = a ** 2 + pow(z, x) - (y ** x)",
+    "a = (x + y).detach(); b = a * z + clamp(x, -0.5, 0.5) * atan2(y, z)",
+    " + ".join(f"{name}(x)" for name in UNARY).join(["b = ", " * z + y"]),
+]
+
+
+def rows(rng, n):
+    out = []
+    for _ in range(n):
+        out.append({"x": rng.uniform(-0.9, 0.9, size=(2, 3)).round(3).tolist(),
+                    "y": float(np.round(rng.uniform(0.1, 2), 3)),
+                    "z": rng.uniform(0.5, 2, size=(3,)).round(3).tolist()})
+    out[1]["x"][0][0] = float("nan")
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("source", STACKED_PROGRAMS)
+def test_stacked_rows_match_rows_alone(source, dtype):
+    program = parse(source)
+    assert _elementwise_only(program)
+    data = rows(np.random.default_rng(len(source)), 7)
+    lines = [json.dumps(r).replace("NaN", '"nan"') for r in data]
+    seeds = [np.full((2, 3), 0.5)]
+    batched = [r.document for r in run_batch(program, lines, seeds=seeds, no_grad=["y"], dtype=dtype)]
+    for line, got in zip(lines, batched):
+        from gradcalc.values import parse_json_values
+
+        alone = evaluate(program, parse_json_values(line, "row"), seeds=seeds, no_grad=["y"], dtype=dtype)
+        want = json.dumps(json_document(alone, partials=symbolic_partials(alone)), allow_nan=False,
+                          ensure_ascii=False)
+        assert got == want
+
+
+def test_programs_with_reductions_are_not_stacked():
+    assert not _elementwise_only(parse("b = (x * y).sum()"))
+    assert not _elementwise_only(parse("b = maximum(x, y)"))
+    assert not _elementwise_only(parse("b = x @ y"))

@@ -49,90 +49,166 @@ def _run_chunk(program, chunk, options, stackable, partials) -> Iterator[RowResu
     results: dict[int, RowResult] = {}
     groups: dict[tuple, list] = {}
     for number, line in chunk:
+        raw = _plain_row(line)
+        if raw is not None:  # numbers and lists only: grouped by shape, converted a group at once
+            key = ("plain",) + tuple(sorted((name, _first_shape(v)) for name, v in raw.items()))
+            groups.setdefault(key, []).append((number, raw))
+            continue
         try:
             values = parse_json_values(line, f"line {number}")
         except GradcalcError as e:
-            results[number] = RowResult(number, None, f"line {number}: {e.render()}")
+            results[number] = RowResult(number, None, _message(number, e))
             continue
         key = tuple(sorted((name, v.shape) for name, v in values.items()))
         groups.setdefault(key, []).append((number, values))
-    for key, rows in groups.items():
-        for number, document, error in _run_group(program, rows, options, stackable, partials, key):
+    for rows in groups.values():
+        for number, document, error in _run_group(program, rows, options, stackable, partials):
             results[number] = RowResult(number, document, error)
     for number, _ in chunk:
         yield results[number]
 
 
-def _run_group(program, rows, options, stackable, partials, key):
+def _message(number: int, error: GradcalcError) -> str:
+    text = error.render()
+    return text if text.startswith(f"line {number}:") else f"line {number}: {text}"
+
+
+def _plain_row(line: str) -> Optional[dict]:
+    """The row as parsed JSON when it holds only numbers and lists of numbers (no strings such
+    as "nan", no true/false/null), else None: the row then takes the checked path."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    if (not isinstance(data, dict) or line.count('"') != 2 * len(data)
+            or "true" in line or "false" in line or "null" in line):
+        return None
+    return data
+
+
+def _first_shape(value) -> tuple:
+    shape = []
+    while isinstance(value, list):
+        shape.append(len(value))
+        if not value:
+            break
+        value = value[0]
+    return tuple(shape)
+
+
+def _checked(number: int, raw: dict) -> dict:
+    """One row's values, validated as --values validates them (errors name the line)."""
+    from gradcalc.values import _specials, to_array
+
+    return {name: to_array(_specials(v), f"line {number}: input '{name}'") for name, v in raw.items()}
+
+
+def _run_group(program, rows, options, stackable, partials):
     from gradcalc.render import json_document, symbolic_partials
     from gradcalc.session import evaluate
 
-    first_number, first_values = rows[0]
+    checked = [(n, v if _is_arrays(v) else None) for n, v in rows]
+    first_number = rows[0][0]
     try:
+        first_values = checked[0][1] or _checked(first_number, rows[0][1])
         template = evaluate(program, first_values, **options)
     except GradcalcError as e:
         # Rows of one shape fail alike: the errors depend on shapes, never on values.
-        for number, _ in rows:
-            yield number, None, f"line {number}: {e.render()}"
+        if all(v is not None for _, v in checked) or len(rows) == 1:
+            for number, _ in rows:
+                yield number, None, _message(number, e)
+            return
+        yield first_number, None, _message(first_number, e)
+        yield from _one_by_one(program, rows[1:], options, partials)
         return
+    key = tuple(sorted((name, v.shape) for name, v in first_values.items()))
     if key not in partials:
         partials[key] = symbolic_partials(template)
     yield first_number, _dumps(json_document(template, partials=partials[key])), None
     rest = rows[1:]
     if not rest:
         return
-    if stackable:
-        yield from _stacked(program, template, rest, options, partials[key])
+    stacked = _stack(rest, first_values) if stackable else None
+    if stacked is None:
+        yield from _one_by_one(program, rest, options, partials)
         return
-    for number, values in rest:
-        evaluation = evaluate(program, values, **options)
+    yield from _stacked(program, template, [n for n, _ in rest], stacked, options, partials[key])
+
+
+def _is_arrays(values: dict) -> bool:
+    return all(isinstance(v, np.ndarray) for v in values.values())
+
+
+def _stack(rows, first_values: dict) -> Optional[dict]:
+    """The rows' values stacked per input, or None if any row is not like the first."""
+    stacked = {}
+    for name, first in first_values.items():
+        try:
+            array = np.array([r[name] for _, r in rows])
+        except (ValueError, KeyError):
+            return None
+        if array.dtype.kind not in "fi" or array.shape != (len(rows),) + first.shape:
+            return None
+        stacked[name] = array.astype(np.float64, copy=False)
+    return stacked if all(set(r) == set(first_values) for _, r in rows) else None
+
+
+def _one_by_one(program, rows, options, partials):
+    from gradcalc.render import json_document, symbolic_partials
+    from gradcalc.session import evaluate
+
+    for number, raw in rows:
+        try:
+            values = raw if _is_arrays(raw) else _checked(number, raw)
+            evaluation = evaluate(program, values, **options)
+        except GradcalcError as e:
+            yield number, None, _message(number, e)
+            continue
+        key = tuple(sorted((name, v.shape) for name, v in values.items()))
+        if key not in partials:
+            partials[key] = symbolic_partials(evaluation)
         yield number, _dumps(json_document(evaluation, partials=partials[key])), None
 
 
-def _stacked(program, template, rows, options, partials):
+def _stacked(program, template, numbers, stacked, options, partials):
     """Rows of one shape at once, along a leading batch axis (elementwise programs only)."""
     from gradcalc.graph import Node
     from gradcalc.render import json_array
     from gradcalc.session import evaluate, output_node
 
     graph = template.graph
-    rank = max((v.ndim for v in rows[0][1].values()), default=0)
-    count = len(rows)
+    rank = max((v.ndim - 1 for v in stacked.values()), default=0)
+    count = len(numbers)
 
-    def stack(arrays, shape):
-        padded = (1,) * (rank - len(shape)) + tuple(shape)
-        return np.stack(arrays).reshape((count,) + padded)
+    def padded(shape):
+        return (1,) * (rank - len(shape)) + tuple(shape)
 
-    values = {name: stack([r[name] for _, r in rows], rows[0][1][name].shape) for name in rows[0][1]}
+    values = {name: v.reshape((count,) + padded(v.shape[1:])) for name, v in stacked.items()}
     seeds = []
     for out, seed in zip(template.outputs, template.seeds):
         shape = output_node(graph, out).shape
         seed = np.ones(shape) if seed is None else seed
-        padded = (1,) * (rank - len(shape)) + tuple(shape)
-        seeds.append(np.broadcast_to(np.asarray(seed).reshape(padded), (count,) + padded))
+        seeds.append(np.broadcast_to(np.asarray(seed).reshape(padded(shape)), (count,) + padded(shape)))
     batched = evaluate(program, values, **{**options, "seeds": seeds}).graph
-    fixed = []
+    head = {"dtype": graph.dtype.name, "outputs": list(template.outputs)}
+    columns = []  # per name: (binding, data of each row, grad of each row or None)
     for name in graph.names:
         binding = graph.bindings[name]
-        if isinstance(binding, Node):
-            node = batched.nodes[binding.id]
-            fixed.append((name, binding, node))
-        else:
-            fixed.append((name, binding, None))
-    head = {"dtype": graph.dtype.name, "outputs": list(template.outputs)}
-    for i, (number, _) in enumerate(rows):
-        tensors = []
-        for name, binding, node in fixed:
-            if node is None:
-                data, grad = json_array(np.asarray(binding.value)), None
-            else:
-                data = json_array(node.value[i].reshape(binding.shape))
-                grad = None if node.grad is None else json_array(node.grad[i].reshape(binding.shape))
-            tensors.append({
-                "name": name, "shape": list(np.shape(binding.value)), "data": data, "grad": grad,
-                "requires_grad": bool(getattr(binding, "requires_grad", False)),
-                "is_leaf": bool(getattr(binding, "is_leaf", True)),
-                "grad_fn": getattr(binding, "grad_fn", None), "partials": partials[name]})
+        if not isinstance(binding, Node):
+            columns.append((name, binding, [json_array(np.asarray(binding.value))] * count, None))
+            continue
+        node = batched.nodes[binding.id]
+        shape = (count,) + binding.shape
+        grads = None if node.grad is None else json_array(node.grad.reshape(shape))
+        columns.append((name, binding, json_array(node.value.reshape(shape)), grads))
+    for i, number in enumerate(numbers):
+        tensors = [{
+            "name": name, "shape": list(np.shape(binding.value)), "data": data[i],
+            "grad": None if grads is None else grads[i],
+            "requires_grad": bool(getattr(binding, "requires_grad", False)),
+            "is_leaf": bool(getattr(binding, "is_leaf", True)),
+            "grad_fn": getattr(binding, "grad_fn", None), "partials": partials[name]}
+            for name, binding, data, grads in columns]
         yield number, _dumps({**head, "tensors": tensors}), None
 
 

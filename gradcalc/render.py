@@ -126,14 +126,14 @@ def json_array(value) -> object:
     """Nested lists of numbers; nan and infinities as strings; float32 by its shortest digits."""
     array = np.asarray(value)
     if array.dtype == object:  # `--exact`: SymPy's text of each number, "1/3"
-        flat = [str(v) for v in array.ravel()]
-    elif array.dtype == np.float32:
-        flat = [_json_number(float(str(v))) for v in array.ravel()]
-    else:
-        flat = [_json_number(float(v)) for v in array.ravel()]
-    if array.ndim == 0:
-        return flat[0]
-    return np.array(flat, dtype=object).reshape(array.shape).tolist()
+        return np.frompyfunc(str, 1, 1)(array).tolist() if array.ndim else str(array.item())
+    # float32 through its shortest decimal string, then as the double those digits name:
+    # 0.1 prints 0.1, not 0.10000000149011612. Vectorised: no Python loop per element.
+    numbers = array.astype(str).astype(np.float64) if array.dtype == np.float32 else array.astype(np.float64)
+    if np.isfinite(numbers).all():
+        return numbers.tolist()
+    flat = [_json_number(x) for x in numbers.ravel().tolist()]
+    return flat[0] if array.ndim == 0 else np.array(flat, dtype=object).reshape(array.shape).tolist()
 
 
 def _json_number(x: float) -> object:

@@ -100,3 +100,16 @@ def test_programs_with_reductions_are_not_stacked():
     assert not _elementwise_only(parse("b = (x * y).sum()"))
     assert not _elementwise_only(parse("b = maximum(x, y)"))
     assert not _elementwise_only(parse("b = x @ y"))
+
+
+def test_rows_that_are_not_plain_numbers_take_the_checked_path():
+    text = "\n".join(['{"x": [1, true], "y": 1}', '{"x": [1, 2], "y": 1}', '{"x": [1, "nan"], "y": 1}',
+                      '{"x": [[1], 2], "y": 1}', '{"x": [1, 2], "y": 2}']) + "\n"
+    result = CliRunner().invoke(app, ["eval", "b = x*y", "--seed", "1,1", "--batch", "-"], input=text)
+    assert result.exit_code == 2
+    documents = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [d["tensors"][0]["data"] for d in documents] == [[1.0, 2.0], [1.0, "nan"], [1.0, 2.0]]
+    assert [d["tensors"][0]["grad"] for d in documents] == [[1.0, 1.0], [1.0, 1.0], [2.0, 2.0]]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: line 1: input 'x': true is not a number",
+                      "error: line 4: input 'x': ragged nested list (sub-lists of different lengths at depth 2)"]

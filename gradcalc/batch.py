@@ -59,7 +59,7 @@ def _run_chunk(program, chunk, options, stackable, partials) -> Iterator[RowResu
         except GradcalcError as e:
             results[number] = RowResult(number, None, _message(number, e))
             continue
-        key = tuple(sorted((name, v.shape) for name, v in values.items()))
+        key = _shapes(values)
         groups.setdefault(key, []).append((number, values))
     for rows in groups.values():
         for number, document, error in _run_group(program, rows, options, stackable, partials):
@@ -121,7 +121,7 @@ def _run_group(program, rows, options, stackable, partials):
         yield first_number, None, _message(first_number, e)
         yield from _one_by_one(program, rows[1:], options, partials)
         return
-    key = tuple(sorted((name, v.shape) for name, v in first_values.items()))
+    key = _shapes(first_values)
     if key not in partials:
         partials[key] = symbolic_partials(template)
     yield first_number, _dumps(json_document(template, partials=partials[key])), None
@@ -133,6 +133,11 @@ def _run_group(program, rows, options, stackable, partials):
         yield from _one_by_one(program, rest, options, partials)
         return
     yield from _stacked(program, template, [n for n, _ in rest], stacked, options, partials[key])
+
+
+def _shapes(values: dict) -> tuple:
+    """What a group of rows shares: each input's name and shape."""
+    return tuple(sorted((name, v.shape) for name, v in values.items()))
 
 
 def _is_arrays(values: dict) -> bool:
@@ -164,7 +169,7 @@ def _one_by_one(program, rows, options, partials):
         except GradcalcError as e:
             yield number, None, _message(number, e)
             continue
-        key = tuple(sorted((name, v.shape) for name, v in values.items()))
+        key = _shapes(values)
         if key not in partials:
             partials[key] = symbolic_partials(evaluation)
         yield number, _dumps(json_document(evaluation, partials=partials[key])), None
@@ -214,16 +219,15 @@ def _stacked(program, template, numbers, stacked, options, partials):
 
 def _elementwise_only(program: syntax.Program) -> bool:
     """Whether every operation acts on each element alone (so rows can be stacked)."""
-    from gradcalc.graph import _walk
+    from gradcalc.graph import walk
 
     for statement in program.statements:
         if isinstance(statement, syntax.Assign):
-            for e in _walk(statement.value):
+            for e in walk(statement.value):
                 if isinstance(e, syntax.Call):
                     row = OPS[e.op]
+                    # (matmul, the only row that lowers to non-elementwise rows, is linear algebra)
                     if row.kind not in (Kind.ELEMENTWISE, Kind.IDENTITY, Kind.DETACH) or e.op in _LAYOUT_DEPENDENT:
-                        return False
-                    if row.lower is not None and e.op != "div":
                         return False
     return True
 

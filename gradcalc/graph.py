@@ -74,7 +74,7 @@ def find_inputs(program: syntax.Program) -> list[str]:
         if isinstance(statement, syntax.RetainGrad):
             read = [statement.name]
         else:
-            read = [e.id for e in _walk(statement.value) if isinstance(e, syntax.Name)]
+            read = [e.id for e in walk(statement.value) if isinstance(e, syntax.Name)]
         for name in read:
             if name not in assigned:
                 inputs.setdefault(name)
@@ -83,7 +83,7 @@ def find_inputs(program: syntax.Program) -> list[str]:
     return list(inputs)
 
 
-def _walk(expr: syntax.Expr):
+def walk(expr: syntax.Expr):
     """Sub-expressions in evaluation order (left to right), without recursion."""
     stack = [expr]
     while stack:
@@ -164,9 +164,8 @@ class _Builder:
         self.nodes.append(n)
         return n
 
-    def evaluate(self, expr: syntax.Expr, env: Optional[dict] = None) -> Binding:
+    def evaluate(self, expr: syntax.Expr) -> Binding:
         """Post-order evaluation with an explicit stack: deep expressions never recurse."""
-        env = self.bindings if env is None else env
         done: list[Binding] = []
         stack: list[tuple[syntax.Expr, bool]] = [(expr, False)]
         while stack:
@@ -174,7 +173,7 @@ class _Builder:
             if isinstance(e, syntax.Number):
                 done.append(Const(e.value, e))
             elif isinstance(e, syntax.Name):
-                done.append(env[e.id])
+                done.append(self.bindings[e.id])
             elif not expanded:
                 stack.append((e, True))
                 stack.extend((a, False) for a in reversed(e.args))

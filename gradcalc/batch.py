@@ -46,6 +46,13 @@ def run_batch(program: syntax.Program, lines: Iterable[str], *, outputs=(), seed
 def _run_chunk(program, chunk, options, stackable, partials) -> Iterator[RowResult]:
     from gradcalc.values import parse_json_values
 
+    uniform = _uniform(chunk) if stackable else None
+    if uniform is not None:  # the common case: every row plain numbers of one shape
+        raws, stacked = uniform
+        rows = [(number, raw) for (number, _), raw in zip(chunk, raws)]
+        for number, document, error in _run_group(program, rows, options, stackable, partials, stacked):
+            yield RowResult(number, document, error)
+        return
     results: dict[int, RowResult] = {}
     groups: dict[tuple, list] = {}
     for number, line in chunk:
@@ -66,6 +73,33 @@ def _run_chunk(program, chunk, options, stackable, partials) -> Iterator[RowResu
             results[number] = RowResult(number, document, error)
     for number, _ in chunk:
         yield results[number]
+
+
+def _uniform(chunk) -> Optional[tuple[list, dict]]:
+    """The chunk's rows and their values stacked per input, when every row holds only numbers
+    and lists of numbers (as _plain_row) under the same names with the same shapes; else None."""
+    text = "[" + ",".join(line for _, line in chunk) + "]"
+    if "true" in text or "false" in text or "null" in text:
+        return None
+    try:
+        raws = json.loads(text)
+    except ValueError:
+        return None
+    if not raws or not all(type(r) is dict for r in raws):
+        return None
+    names = raws[0].keys()
+    if text.count('"') != 2 * len(names) * len(raws) or not all(r.keys() == names for r in raws):
+        return None
+    stacked = {}
+    for name in names:
+        try:
+            array = np.array([r[name] for r in raws])
+        except (ValueError, TypeError, OverflowError):
+            return None
+        if array.dtype.kind not in "fi":
+            return None
+        stacked[name] = array.astype(np.float64, copy=False)
+    return raws, stacked
 
 
 def _message(number: int, error: GradcalcError) -> str:
@@ -103,18 +137,18 @@ def _checked(number: int, raw: dict) -> dict:
     return {name: to_array(_specials(v), f"line {number}: input '{name}'") for name, v in raw.items()}
 
 
-def _run_group(program, rows, options, stackable, partials):
+def _run_group(program, rows, options, stackable, partials, stacked=None):
+    """Rows of one shape (`stacked`: their values per input, when already at hand)."""
     from gradcalc.render import json_document, symbolic_partials
     from gradcalc.session import evaluate
 
-    checked = [(n, v if _is_arrays(v) else None) for n, v in rows]
-    first_number = rows[0][0]
+    first_number, first_raw = rows[0]
     try:
-        first_values = checked[0][1] or _checked(first_number, rows[0][1])
+        first_values = first_raw if _is_arrays(first_raw) else _checked(first_number, first_raw)
         template = evaluate(program, first_values, **options)
     except GradcalcError as e:
         # Rows of one shape fail alike: the errors depend on shapes, never on values.
-        if all(v is not None for _, v in checked) or len(rows) == 1:
+        if len(rows) == 1 or all(_is_arrays(v) for _, v in rows):
             for number, _ in rows:
                 yield number, None, _message(number, e)
             return
@@ -128,7 +162,10 @@ def _run_group(program, rows, options, stackable, partials):
     rest = rows[1:]
     if not rest:
         return
-    stacked = _stack(rest, first_values) if stackable else None
+    if stacked is not None and _shapes({k: v[0] for k, v in stacked.items()}) == key:
+        stacked = {name: v[1:] for name, v in stacked.items()}
+    else:
+        stacked = _stack(rest, first_values) if stackable else None
     if stacked is None:
         yield from _one_by_one(program, rest, options, partials)
         return
@@ -175,15 +212,15 @@ def _one_by_one(program, rows, options, partials):
         yield number, _dumps(json_document(evaluation, partials=partials[key])), None
 
 
-def _stacked(program, template, numbers, stacked, options, partials):
+def _stacked(program, template, line_numbers, stacked, options, partials):
     """Rows of one shape at once, along a leading batch axis (elementwise programs only)."""
     from gradcalc.graph import Node
-    from gradcalc.render import json_array
+    from gradcalc.render import json_array, json_numbers
     from gradcalc.session import evaluate, output_node
 
     graph = template.graph
     rank = max((v.ndim - 1 for v in stacked.values()), default=0)
-    count = len(numbers)
+    count = len(line_numbers)
 
     def padded(shape):
         return (1,) * (rank - len(shape)) + tuple(shape)
@@ -196,25 +233,67 @@ def _stacked(program, template, numbers, stacked, options, partials):
         seeds.append(np.broadcast_to(np.asarray(seed).reshape(padded(shape)), (count,) + padded(shape)))
     batched = evaluate(program, values, **{**options, "seeds": seeds}).graph
     head = {"dtype": graph.dtype.name, "outputs": list(template.outputs)}
-    columns = []  # per name: (binding, data of each row, grad of each row or None)
+    columns = []  # per name: (name, binding, data of the rows, grad of the rows or None)
     for name in graph.names:
         binding = graph.bindings[name]
         if not isinstance(binding, Node):
-            columns.append((name, binding, [json_array(np.asarray(binding.value))] * count, None))
+            columns.append((name, binding, None, None))
             continue
         node = batched.nodes[binding.id]
         shape = (count,) + binding.shape
-        grads = None if node.grad is None else json_array(node.grad.reshape(shape))
-        columns.append((name, binding, json_array(node.value.reshape(shape)), grads))
-    for i, number in enumerate(numbers):
-        tensors = [{
-            "name": name, "shape": list(np.shape(binding.value)), "data": data[i],
-            "grad": None if grads is None else grads[i],
+        grad = None if node.grad is None else node.grad.reshape(shape)
+        columns.append((name, binding, node.value.reshape(shape), grad))
+    row_format = _row_format(head, columns, partials)
+    slots = [json_numbers(array).reshape(count, -1) for _, _, data, grad in columns
+             for array in (data, grad) if array is not None]
+    numbers = np.concatenate(slots, axis=1) if slots else np.zeros((count, 0))
+    finite = np.isfinite(numbers).all(axis=1).tolist()
+    for i, (number, row, ok) in enumerate(zip(line_numbers, numbers.tolist(), finite)):
+        if ok:
+            yield number, row_format % tuple(row), None
+            continue
+        # nan or an infinity: JSON has no such number, the document spells it as a string
+        tensors = [_tensor(name, binding, json_array(binding.value if data is None else data[i]),
+                           None if grad is None else json_array(grad[i]), partials)
+                   for name, binding, data, grad in columns]
+        yield number, _dumps({**head, "tensors": tensors}), None
+
+
+def _row_format(head: dict, columns, partials) -> str:
+    """One row's JSON text with a `%r` for each number that varies between the group's rows.
+
+    json.dumps writes a finite float as its repr, and lists with ", ": the same text."""
+    from gradcalc.render import json_array
+
+    marks = {}
+
+    def slot(array):
+        mark = f"@@{len(marks)}@@"
+        marks[mark] = _skeleton(array.shape[1:])
+        return mark
+
+    tensors = [_tensor(name, binding, json_array(binding.value) if data is None else slot(data),
+                       None if grad is None else slot(grad), partials)
+               for name, binding, data, grad in columns]
+    text = _dumps({**head, "tensors": tensors}).replace("%", "%%")
+    for mark, skeleton in marks.items():
+        text = text.replace(f'"{mark}"', skeleton, 1)
+    return text
+
+
+def _tensor(name, binding, data, grad, partials) -> dict:
+    """One entry of a document's "tensors", with its data and grad already JSON-ready."""
+    return {"name": name, "shape": list(np.shape(binding.value)), "data": data, "grad": grad,
             "requires_grad": bool(getattr(binding, "requires_grad", False)),
             "is_leaf": bool(getattr(binding, "is_leaf", True)),
             "grad_fn": getattr(binding, "grad_fn", None), "partials": partials[name]}
-            for name, binding, data, grads in columns]
-        yield number, _dumps({**head, "tensors": tensors}), None
+
+
+def _skeleton(shape: tuple) -> str:
+    if not shape:
+        return "%r"
+    inner = _skeleton(shape[1:])
+    return "[" + ", ".join([inner] * shape[0]) + "]"
 
 
 def _elementwise_only(program: syntax.Program) -> bool:

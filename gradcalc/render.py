@@ -127,13 +127,20 @@ def json_array(value) -> object:
     array = np.asarray(value)
     if array.dtype == object:  # `--exact`: SymPy's text of each number, "1/3"
         return np.frompyfunc(str, 1, 1)(array).tolist() if array.ndim else str(array.item())
-    # float32 through its shortest decimal string, then as the double those digits name:
-    # 0.1 prints 0.1, not 0.10000000149011612. Vectorised: no Python loop per element.
-    numbers = array.astype(str).astype(np.float64) if array.dtype == np.float32 else array.astype(np.float64)
+    numbers = json_numbers(array)
     if np.isfinite(numbers).all():
         return numbers.tolist()
     flat = [_json_number(x) for x in numbers.ravel().tolist()]
     return flat[0] if array.ndim == 0 else np.array(flat, dtype=object).reshape(array.shape).tolist()
+
+
+def json_numbers(array: np.ndarray) -> np.ndarray:
+    """The doubles that JSON prints for a float array's elements: float32 through its shortest
+    decimal string, then as the double those digits name, so 0.1 prints 0.1, not
+    0.10000000149011612. Vectorised: no Python loop per element."""
+    if array.dtype == np.float32:
+        return array.astype(str).astype(np.float64)
+    return array.astype(np.float64)
 
 
 def _json_number(x: float) -> object:

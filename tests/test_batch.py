@@ -68,22 +68,27 @@ STACKED_PROGRAMS = [
 ]
 
 
-def rows(rng, n):
+def rows(rng, n, nan):
     out = []
     for _ in range(n):
         out.append({"x": rng.uniform(-0.9, 0.9, size=(2, 3)).round(3).tolist(),
                     "y": float(np.round(rng.uniform(0.1, 2), 3)),
                     "z": rng.uniform(0.5, 2, size=(3,)).round(3).tolist()})
-    out[1]["x"][0][0] = float("nan")
+    if nan:  # a "nan" string: the rows take the grouped path, not the uniform one
+        out[1]["x"][0][0] = float("nan")
+    else:  # plain numbers only, some results infinite or nan all the same
+        out[2]["x"][0][0] = out[3]["z"][1] = 0
+        out[4]["x"][1][2] = 1e30
     return out
 
 
+@pytest.mark.parametrize("nan", [True, False])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("source", STACKED_PROGRAMS)
-def test_stacked_rows_match_rows_alone(source, dtype):
+def test_stacked_rows_match_rows_alone(source, dtype, nan):
     program = parse(source)
     assert _elementwise_only(program)
-    data = rows(np.random.default_rng(len(source)), 7)
+    data = rows(np.random.default_rng(len(source)), 7, nan)
     lines = [json.dumps(r).replace("NaN", '"nan"') for r in data]
     seeds = [np.full((2, 3), 0.5)]
     batched = [r.document for r in run_batch(program, lines, seeds=seeds, no_grad=["y"], dtype=dtype)]

@@ -18,7 +18,7 @@ from typing import Iterable, Iterator, Optional
 import numpy as np
 
 from gradcalc import syntax
-from gradcalc.errors import GradcalcError
+from gradcalc.errors import GradcalcError, InputError, MissingInput
 from gradcalc.ops import OPS, Kind
 
 CHUNK = 8192
@@ -103,6 +103,8 @@ def _uniform(chunk) -> Optional[tuple[list, dict]]:
 
 
 def _message(number: int, error: GradcalcError) -> str:
+    if isinstance(error, MissingInput):  # a row has no options: the hint names the row's key
+        error = InputError(error.message, hint=f'give the row a value for "{error.name}"')
     text = error.render()
     return text if text.startswith(f"line {number}:") else f"line {number}: {text}"
 

@@ -5,6 +5,7 @@ The only module that imports Typer or writes to the terminal.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -495,11 +496,12 @@ def _run_batch(source, path, extra, var, values, seed, output, retain, no_grad, 
     if extra or var or values:
         raise InputError("--batch takes the input values from its rows, not from options")
     stream = sys.stdin if path == "-" else _open_text(path, "batch file")
+    results = run_batch(parse(source), stream, outputs=output, seeds=[parse_value(s, "--seed") for s in seed],
+                        retain=_split(retain), no_grad=_split(no_grad), dtype=dtype)
     failed = 0
     progress = _progress_on_terminal("rows")
-    with stream:
-        for result in run_batch(parse(source), stream, outputs=output, seeds=[parse_value(s, "--seed") for s in seed],
-                                retain=_split(retain), no_grad=_split(no_grad), dtype=dtype):
+    with stream, progress or contextlib.nullcontext():
+        for result in results:
             if result.document is not None:
                 sys.stdout.write(result.document + "\n")
             else:
@@ -507,22 +509,23 @@ def _run_batch(source, path, extra, var, values, seed, output, retain, no_grad, 
                 _error(result.error)
             if progress is not None:
                 progress.advance(progress.task_ids[0])
-    if progress is not None:
-        progress.stop()
     sys.stdout.flush()
     return ExitCode.BAD_INPUT if failed else ExitCode.OK
 
 
-def _progress_on_terminal(what: str):
-    """A Rich progress counter on stderr when stderr is a terminal, else None."""
+def _progress_on_terminal(what: str, total: Optional[int] = None):
+    """A Rich progress display on stderr when stderr is a terminal, else None.
+
+    stdout is left alone (not redirected above the bar): it is the program's output, often a pipe."""
     if not sys.stderr.isatty():
         return None
     from rich.console import Console
-    from rich.progress import Progress
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    progress = Progress(console=Console(stderr=True), transient=True)
-    progress.add_task(what, total=None)
-    progress.start()
+    counter = MofNCompleteColumn() if total is not None else TextColumn("{task.completed:,}")
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), counter, TimeElapsedColumn(),
+                        console=Console(stderr=True), transient=True, redirect_stdout=False)
+    progress.add_task(what, total=total)
     return progress
 
 
@@ -538,12 +541,7 @@ def _run_suite(path: str, junit: Optional[str]) -> int:
     from gradcalc.suite import load_suite, run_suite, write_junit
 
     cases = load_suite(path, _read_file(path, "suite file"))
-    progress = None
-    if sys.stderr.isatty():
-        from rich.progress import Progress
-
-        progress = Progress(transient=True, console=None)
-    results = run_suite(cases, progress)
+    results = run_suite(cases, _progress_on_terminal("checking", total=len(cases)))
     for result in results:
         if not result.passed:
             sys.stdout.write(f"--- {result.name}\n{result.text}\n")

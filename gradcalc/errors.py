@@ -48,6 +48,14 @@ class InputError(GradcalcError):
     """A missing, unknown or malformed input value, seed or option."""
 
 
+class MissingInput(InputError):
+    """An input the program reads and no value names; `name` is the input."""
+
+    def __init__(self, name: str):
+        super().__init__(f"no value for input '{name}'", hint=f"pass --{name} VALUE (or --var {name}=VALUE)")
+        self.name = name
+
+
 class ShapeError(GradcalcError):
     """Shapes that do not broadcast, or a seed that does not fit its output."""
 

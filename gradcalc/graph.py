@@ -8,7 +8,7 @@ from typing import Optional, Union
 import numpy as np
 
 from gradcalc import syntax
-from gradcalc.errors import InputError, ShapeError, TorchError
+from gradcalc.errors import InputError, MissingInput, ShapeError, TorchError
 from gradcalc.ops import OPS, Kind, Op
 from gradcalc.values import cast
 
@@ -138,8 +138,7 @@ def retain_grad(binding: Binding, name: str) -> None:
 def _check_values(program, inputs: list[str], values: dict, no_grad) -> None:
     missing = [n for n in inputs if n not in values]
     if missing:
-        n = missing[0]
-        raise InputError(f"no value for input '{n}'", hint=f"pass --{n} VALUE (or --var {n}=VALUE)")
+        raise MissingInput(missing[0])
     for name in values:
         if name not in inputs:
             what = "assigned by the program" if _assigns(program, name) else "not read by the program"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -52,19 +53,13 @@ def load_suite(path: str, text: str) -> list[Case]:
 
 
 def run_suite(cases: list[Case], progress=None) -> list[CaseResult]:
+    """Every case in order; `progress` (a Rich Progress with one task, or None) advances a case at a time."""
     results = []
-    task = None
-    if progress is not None:
-        progress.start()
-        task = progress.add_task("checking", total=len(cases))
-    try:
+    with progress or contextlib.nullcontext():
         for case in cases:
             results.append(_run_case(case))
             if progress is not None:
-                progress.advance(task)
-    finally:
-        if progress is not None:
-            progress.stop()
+                progress.advance(progress.task_ids[0])
     return results
 
 

@@ -118,3 +118,15 @@ def test_rows_that_are_not_plain_numbers_take_the_checked_path():
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == ["error: line 1: input 'x': true is not a number",
                       "error: line 4: input 'x': ragged nested list (sub-lists of different lengths at depth 2)"]
+
+
+# -- a progress display on a terminal never takes the documents off stdout -----------------
+
+def test_batch_with_a_terminal_on_stderr_keeps_every_document_on_stdout():
+    rows_text = '{"x": [2, 1], "y": [1, 3], "z": [5, 2]}\n' * 3000 + '{"x": [1]}\n'
+    from terminal import run_with_terminal_stderr
+
+    proc, terminal = run_with_terminal_stderr(["eval", PROGRAM, "--batch", "-"], rows_text)
+    assert proc.returncode == 2
+    assert len(proc.stdout.splitlines()) == 3000
+    assert "line 3001: no value for input" in terminal and "error:" in terminal and "rows" in terminal

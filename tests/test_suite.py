@@ -66,3 +66,14 @@ def test_malformed_suite_files(tmp_path):
         suite.write_text(text)
         result = CliRunner().invoke(app, ["check", "--suite", str(suite)])
         assert result.exit_code == 2 and message in result.stderr, result.stderr
+
+
+def test_progress_on_a_terminal_leaves_the_summary_on_stdout(tmp_path):
+    from terminal import run_with_terminal_stderr
+
+    suite = tmp_path / "suite.toml"
+    suite.write_text(suite_text(20, wrong={3}))
+    proc, terminal = run_with_terminal_stderr(["check", "--suite", str(suite)], "")
+    assert proc.returncode == 1
+    assert proc.stdout.startswith("--- case 3\n") and proc.stdout.endswith("19 passed, 1 failed\n")
+    assert "checking" in terminal and "passed" not in terminal

@@ -73,6 +73,9 @@ NoGrad = Annotated[list[str], typer.Option(
 Dtype = Annotated[str, typer.Option(
     "--dtype", metavar="float32|float64", help="The dtype of every tensor (as torch.Tensor: float32).")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks.")]
+NoCache = Annotated[bool, typer.Option(
+    "--no-cache", help="Neither read nor write the cache of derived partials "
+                       "($XDG_CACHE_HOME/gradcalc; also GRADCALC_NO_CACHE=1).")]
 
 
 @app.command("eval", help=EVAL_HELP, context_settings=WITH_INPUT_VALUES)
@@ -105,19 +108,26 @@ def eval_command(
     jacobian: Annotated[bool, typer.Option(
         "--jacobian", help="Print the Jacobian of the output by each input "
                            "(torch.autograd.functional.jacobian) instead of the grads.")] = False,
+    no_cache: NoCache = False,
     debug: Debug = False,
 ) -> None:
     from gradcalc.render import Format
 
     def run() -> None:
-        from gradcalc.session import evaluate
-        from gradcalc.values import parse_value
+        from gradcalc import cache
 
         fmt = _choice(Format, format, "--format")
         dt = _choice(DType, dtype, "--dtype")
         source = read_program(program)
-        if batch is not None:
-            return _run_batch(source, batch, ctx.args, var, values, seed, output, retain, no_grad, dt.value)
+        with cache.program(source, enabled=not no_cache):
+            if batch is not None:
+                return _run_batch(source, batch, ctx.args, var, values, seed, output, retain, no_grad, dt.value)
+            return evaluate_and_print(source, fmt, dt)
+
+    def evaluate_and_print(source, fmt, dt) -> int:
+        from gradcalc.session import evaluate
+        from gradcalc.values import parse_value
+
         inputs = _input_values(ctx.args, var, values)
         evaluation = evaluate(
             source, inputs, outputs=output, seeds=[parse_value(s, "--seed") for s in seed],
@@ -290,25 +300,29 @@ def check_command(
     retain: Annotated[list[str], typer.Option("--retain", metavar="NAME", help="Call NAME.retain_grad().")] = [],
     no_grad: NoGrad = [],
     dtype: Dtype = "float32",
+    no_cache: NoCache = False,
     debug: Debug = False,
 ) -> None:
     def run() -> int:
+        from gradcalc import cache
         from gradcalc.checking import parse_expectation, run_check
         from gradcalc.parser import parse
         from gradcalc.values import parse_value
 
         if suite is not None:
-            return _run_suite(suite, junit)
+            return _run_suite(suite, junit, use_cache=not no_cache)
         if program is None:
             raise InputError("check needs a PROGRAM or --suite FILE.toml")
         dt = _choice(DType, dtype, "--dtype")
         if not expect and not gradcheck_:
             raise InputError("nothing to check", hint="add --expect NAME=V, --expect NAME.grad=V or --gradcheck")
-        report = run_check(parse(read_program(program)), _input_values(ctx.args, var, values),
-                           [parse_expectation(e) for e in expect],
-                           seeds=[parse_value(s, "--seed") for s in seed], outputs=output,
-                           retain=_split(retain), no_grad=_split(no_grad), dtype=dt.value,
-                           rtol=rtol, atol=atol, with_gradcheck=gradcheck_)
+        source = read_program(program)
+        with cache.program(source, enabled=not no_cache):
+            report = run_check(parse(source), _input_values(ctx.args, var, values),
+                               [parse_expectation(e) for e in expect],
+                               seeds=[parse_value(s, "--seed") for s in seed], outputs=output,
+                               retain=_split(retain), no_grad=_split(no_grad), dtype=dt.value,
+                               rtol=rtol, atol=atol, with_gradcheck=gradcheck_)
         lines = report.lines + [f"FAILED: {len(report.failures)} of {report.checks} checks" if report.failures
                                 else f"ok: {report.checks} check{'s' if report.checks != 1 else ''} passed"]
         sys.stdout.write("\n".join(lines) + "\n")
@@ -536,12 +550,12 @@ def _open_text(path: str, what: str):
         raise InputError(f"cannot read {what} {path!r}: {e.strerror}") from None
 
 
-def _run_suite(path: str, junit: Optional[str]) -> int:
+def _run_suite(path: str, junit: Optional[str], use_cache: bool) -> int:
     """Every case of a suite file; a summary line; a progress bar on a terminal; JUnit XML."""
     from gradcalc.suite import load_suite, run_suite, write_junit
 
     cases = load_suite(path, _read_file(path, "suite file"))
-    results = run_suite(cases, _progress_on_terminal("checking", total=len(cases)))
+    results = run_suite(cases, _progress_on_terminal("checking", total=len(cases)), use_cache=use_cache)
     for result in results:
         if not result.passed:
             sys.stdout.write(f"--- {result.name}\n{result.text}\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from gradcalc import cache
 from gradcalc.numeric import RESULT, G, arg_terms, lift
 from gradcalc.ops import OPS
 
@@ -45,15 +46,43 @@ def display_partial(op_name: str, i: int):
     return sp.powsimp(derivative(op_name, i))
 
 
-@lru_cache(maxsize=None)
 def vjp_tree(op_name: str, i: int) -> tuple:
-    """`g * partial_i` for an elementwise op, as an expression tree over ("g",) and ("arg", k)."""
+    """`g * partial_i` for an elementwise op, as an expression tree over ("g",) and ("arg", k).
+
+    PyTorch's formula where the row states one; else SymPy's derivative, kept in the
+    program's cache entry so that a repeated call need not import SymPy."""
+    stated = _stated_vjp_tree(op_name, i)
+    if stated is not None:
+        return stated
+    return cache.current().get("vjp", f"{op_name}/{i}", lambda: _derived_vjp_tree(op_name, i), decode=as_tree)
+
+
+@lru_cache(maxsize=None)
+def _stated_vjp_tree(op_name: str, i: int) -> tuple | None:
     row = OPS[op_name]
     if row.torch_vjps is not None:
         formulas = row.torch_vjps(G, RESULT, *arg_terms(row.arity))
         if i in formulas:
             return lift(formulas[i]).tree
+    return None
+
+
+def as_tree(value) -> tuple:
+    """A tree read back from JSON (lists) as the nested tuples `numeric.evaluate` takes."""
+    if not isinstance(value, list) or not value or not isinstance(value[0], str):
+        raise ValueError("not an expression tree")
+    return _tuples(value)
+
+
+def _tuples(value):
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+@lru_cache(maxsize=None)
+def _derived_vjp_tree(op_name: str, i: int) -> tuple:
     import sympy as sp
+
+    row = OPS[op_name]
 
     args = symbols(sp, row.arity)
     g = sp.Symbol("g", real=True)

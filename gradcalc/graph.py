@@ -66,6 +66,22 @@ class Graph:
         return self.inputs + self.assigned
 
 
+def structure_key(graph: Graph, outputs) -> str:
+    """A digest of everything about a graph but its values: ops, edges, shapes, flags, names."""
+    import hashlib
+
+    def ref(a):
+        return a.id if isinstance(a, Node) else ("const", repr(a.value), repr(a.expr))
+
+    parts = [str(graph.dtype), list(outputs)]
+    for n in graph.nodes:
+        parts.append((n.id, n.op.name if n.op else None, [ref(a) for a in n.args], n.shape, n.requires_grad,
+                      n.grad_fn, n.name, n.detached_from.id if n.detached_from else None,
+                      ref(n.constant) if n.constant else None, n.retains_grad))
+    parts.append(sorted((name, ref(b)) for name, b in graph.bindings.items()))
+    return hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
 def find_inputs(program: syntax.Program) -> list[str]:
     """Names read before any assignment, in order of first appearance."""
     assigned: set[str] = set()

@@ -71,7 +71,22 @@ def render_torch(evaluation: Evaluation) -> str:
 
 
 def symbolic_partials(evaluation: Evaluation) -> dict[str, dict[str, Optional[str]]]:
-    """{name: {output: d output / d name as a SymPy string, or None}}."""
+    """{name: {output: d output / d name as a SymPy string, or None}}, from the program's
+    cache entry when its graph has been seen (they depend on its structure, not its values)."""
+    from gradcalc import cache
+    from gradcalc.graph import structure_key
+
+    key = structure_key(evaluation.graph, evaluation.outputs)
+    return cache.current().get("partials", key, lambda: _symbolic_partials(evaluation), decode=_partials_table)
+
+
+def _partials_table(value) -> dict:
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise ValueError("not a table of partials")
+    return value
+
+
+def _symbolic_partials(evaluation: Evaluation) -> dict[str, dict[str, Optional[str]]]:
     from gradcalc.session import output_node
     from gradcalc.symbolic import Symbolic, text
 

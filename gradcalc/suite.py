@@ -52,18 +52,19 @@ def load_suite(path: str, text: str) -> list[Case]:
     return result
 
 
-def run_suite(cases: list[Case], progress=None) -> list[CaseResult]:
+def run_suite(cases: list[Case], progress=None, use_cache: bool = False) -> list[CaseResult]:
     """Every case in order; `progress` (a Rich Progress with one task, or None) advances a case at a time."""
     results = []
     with progress or contextlib.nullcontext():
         for case in cases:
-            results.append(_run_case(case))
+            results.append(_run_case(case, use_cache))
             if progress is not None:
                 progress.advance(progress.task_ids[0])
     return results
 
 
-def _run_case(case: Case) -> CaseResult:
+def _run_case(case: Case, use_cache: bool = False) -> CaseResult:
+    from gradcalc import cache
     from gradcalc.checking import run_check
     from gradcalc.values import to_array
 
@@ -75,10 +76,11 @@ def _run_case(case: Case) -> CaseResult:
         if not expectations and not f.get("gradcheck"):
             raise InputError("nothing to check: give expect or gradcheck = true")
         seeds = [to_array(_numbers(s), "seed") for s in _listed(f.get("seed"), nested=True)]
-        report = run_check(f["program"], values, expectations, seeds=seeds,
-                           outputs=_listed(f.get("output")), retain=_listed(f.get("retain")),
-                           no_grad=_listed(f.get("no_grad")), dtype=f.get("dtype", "float32"),
-                           rtol=f.get("rtol"), atol=f.get("atol"), with_gradcheck=bool(f.get("gradcheck")))
+        with cache.program(f["program"], enabled=use_cache):
+            report = run_check(f["program"], values, expectations, seeds=seeds,
+                               outputs=_listed(f.get("output")), retain=_listed(f.get("retain")),
+                               no_grad=_listed(f.get("no_grad")), dtype=f.get("dtype", "float32"),
+                               rtol=f.get("rtol"), atol=f.get("atol"), with_gradcheck=bool(f.get("gradcheck")))
         text = "\n".join(report.lines)
         return CaseResult(case.name, report.passed, False, text, time.perf_counter() - start)
     except GradcalcError as e:

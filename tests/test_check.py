@@ -69,10 +69,10 @@ def test_gradcheck_reports_kinks_instead_of_failing():
 def test_gradcheck_catches_a_wrong_rule(monkeypatch):
     wrong = dataclasses.replace(OPS["sin"], torch_vjps=lambda g, r, a: {0: g * call("sin", a)})
     monkeypatch.setitem(OPS, "sin", wrong)
-    derive.vjp_tree.cache_clear()
+    derive._stated_vjp_tree.cache_clear()
     try:
         result = check("b = (sin(x) * y).sum()", "--x", "0.5,1.5", "--y", "2,3", "--gradcheck")
     finally:
-        derive.vjp_tree.cache_clear()
+        derive._stated_vjp_tree.cache_clear()
     assert result.exit_code == 1, result.output
     assert "FAIL x.grad (gradcheck): analytical and numerical gradients differ at 2 of 2 elements" in result.stdout

@@ -185,17 +185,20 @@ def _linalg(name, forward, grad_fn, vjp, check, **extra) -> Op:
 LOG2, LOG10 = 0.6931471805599453, 2.3025850929940456
 
 ROWS: tuple[Op, ...] = (
-    # operators
-    Op("add", 2, np.add, "AddBackward0", form=lambda sp, a, b: a + b, function=False),
+    # operators: derivatives.yaml's formulas, so that plain arithmetic needs no SymPy at run time
+    Op("add", 2, np.add, "AddBackward0", form=lambda sp, a, b: a + b, function=False,
+       torch_vjps=lambda g, r, a, b: {0: g, 1: g}),
     Op("sub", 2, np.subtract, _by_kinds("SubBackward0", "SubBackward0", "RsubBackward1"),
-       form=lambda sp, a, b: a - b, function=False),
-    Op("mul", 2, np.multiply, "MulBackward0", form=lambda sp, a, b: a * b, function=False),
+       form=lambda sp, a, b: a - b, function=False, torch_vjps=lambda g, r, a, b: {0: g, 1: -g}),
+    Op("mul", 2, np.multiply, "MulBackward0", form=lambda sp, a, b: a * b, function=False,
+       torch_vjps=lambda g, r, a, b: {0: g * b, 1: g * a}),
     Op("div", 2, np.divide, _by_kinds("DivBackward0", "DivBackward0", "MulBackward0"),
        form=lambda sp, a, b: a / b, function=False, lower=_rdiv_lowering,
-       torch_vjps=lambda g, r, a, b: {1: -g * ((a / b) / b)}),
+       torch_vjps=lambda g, r, a, b: {0: g / b, 1: -g * ((a / b) / b)}),
     Op("pow", 2, torch_pow, _by_kinds("PowBackward1", "PowBackward0", "PowBackward2"),
        form=lambda sp, a, b: a**b, torch_vjps=_pow_vjps),
-    _unary("neg", np.negative, lambda sp, a: -a, "NegBackward0", function=False),
+    _unary("neg", np.negative, lambda sp, a: -a, "NegBackward0", function=False,
+           torch_vjps=lambda g, r, a: {0: -g}),
     _unary("pos", lambda a: a, lambda sp, a: a, None, kind=Kind.IDENTITY, function=False),
     # elementwise functions
     _unary("abs", np.abs, lambda sp, a: sp.Abs(a), "AbsBackward0"),

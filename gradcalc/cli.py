@@ -503,26 +503,28 @@ def _guarded(run, debug: bool) -> None:
 
 def _run_batch(source, path, extra, var, values, seed, output, retain, no_grad, dtype) -> int:
     """Rows from a JSON-lines file or stdin; documents on stdout, bad rows on stderr, exit 2 if any."""
-    from gradcalc.batch import run_batch
+    from gradcalc.batch import run_batch_chunks
     from gradcalc.parser import parse
     from gradcalc.values import parse_value
 
     if extra or var or values:
         raise InputError("--batch takes the input values from its rows, not from options")
     stream = sys.stdin if path == "-" else _open_text(path, "batch file")
-    results = run_batch(parse(source), stream, outputs=output, seeds=[parse_value(s, "--seed") for s in seed],
-                        retain=_split(retain), no_grad=_split(no_grad), dtype=dtype)
+    chunks = run_batch_chunks(parse(source), stream, outputs=output, seeds=[parse_value(s, "--seed") for s in seed],
+                              retain=_split(retain), no_grad=_split(no_grad), dtype=dtype)
     failed = 0
     progress = _progress_on_terminal("rows")
     with stream, progress or contextlib.nullcontext():
-        for result in results:
-            if result.document is not None:
-                sys.stdout.write(result.document + "\n")
-            else:
-                failed += 1
-                _error(result.error)
+        for chunk in chunks:
+            errors = [e for e in chunk.errors if e is not None]
+            documents = [d for d in chunk.documents if d is not None] if errors else chunk.documents
+            if documents:
+                sys.stdout.write("\n".join(documents) + "\n")
+            for error in errors:
+                _error(error)
+            failed += len(errors)
             if progress is not None:
-                progress.advance(progress.task_ids[0])
+                progress.advance(progress.task_ids[0], len(chunk.lines))
     sys.stdout.flush()
     return ExitCode.BAD_INPUT if failed else ExitCode.OK
 

@@ -130,3 +130,26 @@ def test_batch_with_a_terminal_on_stderr_keeps_every_document_on_stdout():
     assert proc.returncode == 2
     assert len(proc.stdout.splitlines()) == 3000
     assert "line 3001: no value for input" in terminal and "error:" in terminal and "rows" in terminal
+
+
+def test_batch_numbers_are_written_as_json_dumps_writes_them():
+    """orjson's digits stand in for repr's in the stacked rows: the same text for every double
+    json.dumps writes without an exponent; the others (and nan, inf) go the dict path."""
+    from gradcalc.batch import _documents
+
+    rng = np.random.default_rng(5)
+    bits = rng.integers(0, 2**64, 200_000, dtype=np.uint64).view(np.float64)
+    float32_digits = rng.integers(0, 2**32, 100_000, dtype=np.uint32).view(np.float32).astype(str).astype(np.float64)
+    edges = np.array([0.0, -0.0, 1e-4, -1e-4, 9.999999999999999e-05, 1e16, 9999999999999998.0, 1e15, 123456789.0,
+                      0.1, 1 / 3, 2.5, float("nan"), float("inf"), -float("inf"), 5e-324, 1.7976931348623157e308])
+    numbers = np.concatenate([bits, float32_digits, edges, rng.uniform(-5, 5, 100_000).round(3)])
+    numbers = numbers[: len(numbers) // 2 * 2].reshape(-1, 2)
+    documents = _documents('{"v": [%s, %s]}', numbers)
+    written = 0
+    for row, document in zip(numbers.tolist(), documents):
+        if document is None:
+            assert not all(np.isfinite(row)) or any("e" in repr(v) for v in row)
+        else:
+            assert document == json.dumps({"v": row})
+            written += 1
+    assert written > len(numbers) // 10

@@ -46,12 +46,21 @@ class Entry:
         self.sections: dict[str, dict] = {}
         self.changed = False
         self.hits = 0
+        self._known: dict[tuple[str, str], object] = {}  # decoded values, by section and key
         if path is not None:
             self.sections = _load(path)
 
     def get(self, section: str, key: str, compute: Callable[[], object],
             decode: Callable[[object], object] = lambda v: v) -> object:
         """The stored value for `key` (decoded), else `compute()`, stored for the next call."""
+        known = self._known.get((section, key))
+        if known is not None:
+            return known
+        value = self._get(section, key, compute, decode)
+        self._known[(section, key)] = value
+        return value
+
+    def _get(self, section, key, compute, decode):
         stored = self.sections.get(section, {})
         if key in stored:
             try:

@@ -51,7 +51,8 @@ def local_vjps(node: Node, grad: np.ndarray) -> list[Optional[np.ndarray]]:
 
 
 def _broadcast(value, shape, dtype) -> np.ndarray:
-    return np.broadcast_to(np.asarray(value, dtype=dtype), shape)
+    array = np.asarray(value, dtype=dtype)
+    return array if array.shape == shape else np.broadcast_to(array, shape)
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -147,7 +147,7 @@ def _plain_row(line: str) -> Optional[dict]:
     as "nan", no true/false/null), else None: the row then takes the checked path."""
     try:
         data = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if (not isinstance(data, dict) or line.count('"') != 2 * len(data)
             or "true" in line or "false" in line or "null" in line):

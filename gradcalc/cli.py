@@ -427,20 +427,35 @@ def _stdout_console():
     return Console(no_color=True, width=int(os.environ.get("COLUMNS", 120)), highlight=False)
 
 
+# Values text read from a file or stdin: past this size the input is refused before it is read
+# whole (some 50 million numbers already, the limit of an input).
+MAX_VALUES_TEXT = 1 << 30
+
+
 def read_program(argument: str) -> str:
+    from gradcalc.parser import MAX_PROGRAM_CHARS
+
     if argument == "-":
-        return sys.stdin.read()
+        return _read_stream(sys.stdin, "the program on stdin", MAX_PROGRAM_CHARS)
     if argument.startswith("@"):
-        return _read_file(argument[1:], "program file")
+        return _read_file(argument[1:], "program file", MAX_PROGRAM_CHARS)
     return argument
 
 
-def _read_file(path: str, what: str) -> str:
+def _read_file(path: str, what: str, limit: int = MAX_VALUES_TEXT) -> str:
     try:
         with open(path, encoding="utf-8") as f:
-            return f.read()
+            return _read_stream(f, f"{what} {path!r}", limit)
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read {what} {path!r}: {getattr(e, 'strerror', None) or e}") from None
+
+
+def _read_stream(stream, what: str, limit: int) -> str:
+    """At most `limit` characters; more is an error."""
+    text = stream.read(limit + 1)
+    if len(text) > limit:
+        raise InputError(f"{what} is longer than {limit:,} characters")
+    return text
 
 
 def _split(items: list[str]) -> list[str]:
@@ -473,8 +488,8 @@ def _input_values(extra: list[str], var: list[str], values_file: Optional[str]) 
         texts.setdefault(name.strip(), text)
     result = {}
     if values_file is not None:
-        result.update(load_values_file(values_file, lambda path: sys.stdin.read() if path == "-"
-                                       else _read_file(path, "values file")))
+        result.update(load_values_file(values_file, lambda path: _read_stream(sys.stdin, "stdin", MAX_VALUES_TEXT)
+                                       if path == "-" else _read_file(path, "values file")))
     result.update({name: value_argument(text, f"--{name}") for name, text in texts.items()})
     return result
 

@@ -38,8 +38,13 @@ class ParseError(GradcalcError):
     def render(self) -> str:
         lines = self.source.splitlines() or [""]
         text = lines[self.line - 1] if 0 < self.line <= len(lines) else ""
-        shown = "".join(_printable(ch) for ch in text)
-        caret_pad = "".join(" " * len(_printable(ch)) if ch != "\t" else "\t" for ch in text[: self.col - 1])
+        before, after = text[: self.col - 1], text[self.col - 1:]
+        if len(before) > _CONTEXT:  # a long line is shown around the column, not whole
+            before = "…" + before[-_CONTEXT:]
+        if len(after) > _CONTEXT:
+            after = after[:_CONTEXT] + "…"
+        shown = "".join(_printable(ch) for ch in before + after)
+        caret_pad = "".join(" " * len(_printable(ch)) if ch != "\t" else "\t" for ch in before)
         out = f"line {self.line}, column {self.col}: {self.message}\n  {shown}\n  {caret_pad}^"
         return out if self.hint is None else f"{out}\nhint: {self.hint}"
 
@@ -62,6 +67,9 @@ class ShapeError(GradcalcError):
 
 class TorchError(GradcalcError):
     """One of PyTorch's runtime errors, worded as PyTorch words it."""
+
+
+_CONTEXT = 60  # characters shown on each side of the column of a syntax error
 
 
 def _printable(ch: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -219,6 +220,8 @@ class _Builder:
             _check_broadcast(shapes)
         if op.check is not None:
             op.check(shapes)
+        if op.kind is Kind.LINALG and len(shapes) == 2:  # (m, k) @ (k, n) is m * n
+            _check_size(shapes[0][:-1] + shapes[1][1:])
         value = _forward(op, args, self.dtype)
         requires_grad = any(a.requires_grad for a in args if isinstance(a, Node))
         return self.node(value, requires_grad, op=op, args=args,
@@ -285,6 +288,18 @@ def _check_broadcast(shapes: list[tuple[int, ...]]) -> None:
                     hint=f"shapes {_shape_text(a)} and {_shape_text(b)} do not broadcast: sizes must "
                          "match or be 1, aligned from the right")
         a = np.broadcast_shapes(a, b)
+    _check_size(a)
+
+
+def _check_size(shape: tuple[int, ...]) -> None:
+    """A result may be no larger than an input may be: two small inputs that broadcast to a
+    huge one (x of 10^5 elements times y of shape (10^5, 1)) are refused before any work."""
+    from gradcalc.values import MAX_ELEMENTS
+
+    size = math.prod(shape)
+    if size > MAX_ELEMENTS:
+        raise ShapeError(f"the result would have {size:,} elements (shape {_shape_text(shape)}); "
+                         f"the limit is {MAX_ELEMENTS:,}")
 
 
 def _shape_text(shape) -> str:

@@ -16,10 +16,14 @@ import unicodedata
 from typing import Iterator, NoReturn, Optional
 
 from . import ops
-from .errors import ParseError
+from .errors import InputError, ParseError
 from .syntax import Assign, Call, Expr, Name, Number, Pos, Program, RetainGrad, Statement
 
 MAX_DEPTH = 100
+# Limits that keep any program to seconds (see the README): a 10 MB program is refused at
+# once, a 100,000-term product or a 10,000-statement chain is evaluated.
+MAX_PROGRAM_CHARS = 1_000_000
+MAX_OPERATIONS = 150_000
 
 # Binary operators: symbol → (op name, precedence). Python's table: `+ -` < `* / @` < unary < `**`.
 _BINARY = {
@@ -71,6 +75,9 @@ def parse(source: str) -> Program:
     """Parse a whole program; raise `ParseError` at the first offending line and column."""
     # A long program makes millions of small acyclic objects; cycle collection passes over
     # them would take most of the time and free nothing.
+    if len(source) > MAX_PROGRAM_CHARS:
+        raise InputError(f"the program is longer than {MAX_PROGRAM_CHARS:,} characters",
+                         hint="a program this long is a mistake or an attack; split the work up")
     collecting = gc.isenabled()
     gc.disable()
     try:
@@ -227,10 +234,22 @@ class _Parser:
         self.tokens = _tokenize(source)
         self.next_token = self.tokens.__next__
         self.open_parens: list[_Token] = []  # the "(" tokens of the groups and calls being read
+        self.operations = 0  # operators applied and functions called so far
         self.tok = self.next_token()
 
     def _advance(self) -> None:
         self.tok = self.next_token()
+
+    def _reduce(self, operands: list[Expr], operators: list[tuple[str, int, Pos]]) -> None:
+        pos = operators[-1][2]
+        self._count_operation(("operator", "", pos.line, pos.col))
+        _reduce(operands, operators)
+
+    def _count_operation(self, tok: _Token) -> None:
+        self.operations += 1
+        if self.operations > MAX_OPERATIONS:
+            self._error(f"more than {MAX_OPERATIONS:,} operations", tok,
+                        "a program this long is a mistake or an attack; split the work up")
 
     # -- errors
 
@@ -361,11 +380,11 @@ class _Parser:
                 break
             op, prec = binary
             while operators and (operators[-1][1] > prec or (operators[-1][1] == prec and prec != _POW_PREC)):
-                _reduce(operands, operators)
+                self._reduce(operands, operators)
             operators.append((op, prec, Pos(tok[2], tok[3])))
             tok = self.tok = next_token()
         while operators:
-            _reduce(operands, operators)
+            self._reduce(operands, operators)
         return operands[0]
 
     def _atom(self, depth: int) -> Expr:
@@ -433,6 +452,7 @@ class _Parser:
             if receiver is not None:
                 hint = f"the receiver counts: x.{name}(...) is {name}(x, ...)"
             self._error(f"{name}() takes {_plural(row.arity, 'argument')}, got {len(args)}", name_tok, hint)
+        self._count_operation(name_tok)
         return Call(name, tuple(args), Pos(name_tok[2], name_tok[3]))
 
     def _method(self, receiver: Expr, depth: int) -> Call:
@@ -471,6 +491,7 @@ class _Parser:
 
 
 def _reduce(operands: list[Expr], operators: list[tuple[str, int, Pos]]) -> None:
+    """Apply the operator on top of the stack to the operands on top of theirs."""
     op, prec, pos = operators.pop()
     if prec == _UNARY_PREC:
         operands[-1] = Call(op, (operands[-1],), pos)

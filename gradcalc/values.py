@@ -14,6 +14,8 @@ from gradcalc.errors import InputError
 _TOKEN = re.compile(r"\s*(?:(?P<punct>[\[\],])|(?P<number>[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)"
                     r"(?:[eE][+-]?[0-9]+)?|nan|infinity|inf))|(?P<bad>\S))", re.IGNORECASE)
 MAX_ELEMENTS = 50_000_000
+# NumPy 1.x's limit of dimensions (2.x allows 64): deeper input is a mistake or an attack.
+MAX_DIMS = 32
 
 
 def parse_value(text: str, what: str) -> np.ndarray:
@@ -89,7 +91,7 @@ def to_array(nested: Any, what: str) -> np.ndarray:
     """A rectangular nested list of numbers as a float64 array, or an error naming `what`."""
     shape = _shape(nested, what)
     if math.prod(shape) > MAX_ELEMENTS:
-        raise InputError(f"{what}: {math.prod(shape)} elements is more than the limit of {MAX_ELEMENTS}")
+        raise InputError(f"{what}: {math.prod(shape):,} elements is more than the limit of {MAX_ELEMENTS:,}")
     return np.array(nested, dtype=np.float64).reshape(shape)
 
 
@@ -97,6 +99,8 @@ def _shape(nested: Any, what: str) -> tuple[int, ...]:
     shape: list[int] = []
     level = [nested]
     while level and isinstance(level[0], list):
+        if len(shape) == MAX_DIMS:
+            raise InputError(f"{what}: more than {MAX_DIMS} nested levels (dimensions)")
         sizes = {len(x) if isinstance(x, list) else -1 for x in level}
         if len(sizes) != 1 or -1 in sizes:
             raise InputError(f"{what}: ragged nested list (sub-lists of different lengths at depth {len(shape) + 1})")
@@ -141,6 +145,11 @@ def value_argument(text: str, what: str) -> np.ndarray:
 
 
 def load_npy(path: str, what: str) -> np.ndarray:
+    try:
+        with open(path, "rb") as f:
+            _check_declared_size(f, f"{what} ({path})")
+    except OSError as e:
+        raise InputError(f"{what}: cannot read NumPy file {path!r}: {e.strerror}") from None
     array = _numpy_file(path, what)
     if not isinstance(array, np.ndarray):
         raise InputError(f"{what}: {path} holds several arrays; use --values {path}")
@@ -154,8 +163,13 @@ def load_values_file(path: str, read_text) -> dict[str, np.ndarray]:
         if isinstance(archive, np.ndarray):
             raise InputError(f"--values {path}: expected an .npz archive of named arrays")
         with archive:
-            return {name: _checked_array(archive[name], f"--values {path}: input '{name}'")
-                    for name in archive.files}
+            values = {}
+            for name in archive.files:
+                what = f"--values {path}: input '{name}'"
+                with archive.zip.open(f"{name}.npy") as member:
+                    _check_declared_size(member, what)  # before anything is decompressed
+                values[name] = _checked_array(archive[name], what)
+            return values
     return parse_json_values(read_text(path), path)
 
 
@@ -166,9 +180,27 @@ def _numpy_file(path: str, what: str):
         raise InputError(f"{what}: cannot read NumPy file {path!r}: {e}") from None
 
 
+def _check_declared_size(f, what: str) -> None:
+    """Refuse an array whose .npy header declares too many elements or dimensions, before a
+    byte of it is read: a 10^9-element file is an error at once, not minutes of reading."""
+    from numpy.lib import format as npy
+
+    try:
+        major, _ = npy.read_magic(f)
+        shape, _, _ = (npy.read_array_header_1_0 if major == 1 else npy.read_array_header_2_0)(f)
+    except (ValueError, OSError, EOFError):
+        return  # not a plain .npy: np.load reports it
+    if len(shape) > MAX_DIMS:
+        raise InputError(f"{what}: {len(shape)} dimensions is more than the limit of {MAX_DIMS}")
+    if math.prod(shape) > MAX_ELEMENTS:
+        raise InputError(f"{what}: {math.prod(shape):,} elements is more than the limit of {MAX_ELEMENTS:,}")
+
+
 def _checked_array(array: np.ndarray, what: str) -> np.ndarray:
     if array.dtype.kind not in "fiub":
         raise InputError(f"{what}: expected numbers, got an array of dtype {array.dtype}")
+    if array.ndim > MAX_DIMS:
+        raise InputError(f"{what}: {array.ndim} dimensions is more than the limit of {MAX_DIMS}")
     if array.size > MAX_ELEMENTS:
-        raise InputError(f"{what}: {array.size} elements is more than the limit of {MAX_ELEMENTS}")
+        raise InputError(f"{what}: {array.size:,} elements is more than the limit of {MAX_ELEMENTS:,}")
     return array.astype(np.float64, copy=False) if array.dtype.kind != "f" else array

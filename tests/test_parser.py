@@ -704,7 +704,7 @@ def test_hostile_nesting_is_an_error_not_a_crash(source):
 
 
 def test_many_statements():
-    n = 100_000
+    n = 30_000  # 700 KB, 60,000 operations: within the limits
     source = "".join(f"a{i} = a{i - 1} * 2 + x\n" for i in range(1, n + 1))
     program = parse(source)
     assert len(program.statements) == n
@@ -712,6 +712,17 @@ def test_many_statements():
     assert last.target == f"a{n}"
     assert last.pos == Pos(n, 1)
     assert sx(last.value) == f"(add (mul a{n - 1} 2) x)"
+
+
+def test_limits_on_program_size_and_operations():
+    from gradcalc.errors import InputError
+    from gradcalc.parser import MAX_OPERATIONS, MAX_PROGRAM_CHARS
+
+    with pytest.raises(InputError, match="longer than 1,000,000 characters"):
+        parse("b = x" + " " * MAX_PROGRAM_CHARS)
+    e = error("b = " + "*".join(["x"] * (MAX_OPERATIONS + 2)))
+    assert e.message == "more than 150,000 operations" and e.line == 1
+    parse("b = " + "*".join(["x"] * MAX_OPERATIONS))  # the limit itself is fine
 
 
 def test_error_after_many_statements_has_the_right_line():

@@ -32,20 +32,39 @@ class RowResult(NamedTuple):
 
 
 class Chunk(NamedTuple):
-    """The results of consecutive rows, column by column (cheap to pass between processes)."""
+    """The results of consecutive rows: what the command line writes, as it writes it."""
     lines: tuple[int, ...]
-    documents: tuple[Optional[str], ...]
-    errors: tuple[Optional[str], ...]
+    errors: tuple[Optional[str], ...]   # each row's error, None for a row with a document
+    text: str                           # the documents of the rows without error, each + "\n"
 
-    @classmethod
-    def of(cls, results: list[RowResult]) -> "Chunk":
-        return cls(*zip(*results)) if results else cls((), (), ())
+    def results(self) -> Iterator[RowResult]:
+        documents = iter(self.text.split("\n"))
+        for line, error in zip(self.lines, self.errors):
+            yield RowResult(line, None if error is not None else next(documents), error)
+
+
+def _chunk(parts: list) -> Chunk:
+    """One Chunk of consecutive parts, each a RowResult or a Chunk."""
+    if len(parts) == 1 and isinstance(parts[0], Chunk):
+        return parts[0]
+    lines, errors, texts = [], [], []
+    for part in parts:
+        if isinstance(part, Chunk):
+            lines.extend(part.lines)
+            errors.extend(part.errors)
+            texts.append(part.text)
+        else:
+            lines.append(part.line)
+            errors.append(part.error)
+            if part.document is not None:
+                texts.append(part.document + "\n")
+    return Chunk(tuple(lines), tuple(errors), "".join(texts))
 
 
 def run_batch(program: syntax.Program, lines: Iterable[str], **options) -> Iterator[RowResult]:
     """Each non-blank line's result, in order (see `run_batch_chunks` for the options)."""
     for chunk in run_batch_chunks(program, lines, **options):
-        yield from map(RowResult, *chunk)
+        yield from chunk.results()
 
 
 def run_batch_chunks(program: syntax.Program, lines: Iterable[str], *, outputs=(), seeds=(), retain=(),
@@ -54,7 +73,7 @@ def run_batch_chunks(program: syntax.Program, lines: Iterable[str], *, outputs=(
     options = dict(outputs=outputs, seeds=seeds, retain=retain, no_grad=no_grad, dtype=dtype)
     job = _Job(program, options, _elementwise_only(program), {})
     for chunk in _numbered_chunks(iter(lines)):
-        yield Chunk.of(_run_chunk(job, chunk))
+        yield _chunk(_run_chunk(job, chunk))
 
 
 def _numbered_chunks(lines: Iterator[str]) -> Iterator[list[tuple[int, str]]]:
@@ -76,7 +95,8 @@ class _Job(NamedTuple):
     partials: dict             # symbolic partials by the inputs' shapes
 
 
-def _run_chunk(job: _Job, chunk) -> list[RowResult]:
+def _run_chunk(job: _Job, chunk) -> list:
+    """The chunk's results in order: RowResults, and Chunks for rows run stacked."""
     from gradcalc.values import parse_json_values
 
     program, options, stackable, partials = job
@@ -102,7 +122,8 @@ def _run_chunk(job: _Job, chunk) -> list[RowResult]:
         groups.setdefault(key, []).append((number, values))
     for rows in groups.values():
         for result in _run_group(program, rows, options, stackable, partials):
-            results[result.line] = result
+            for row in result.results() if isinstance(result, Chunk) else [result]:
+                results[row.line] = row
     return [results[number] for number, _ in chunk]
 
 
@@ -205,7 +226,7 @@ def _run_group(program, rows, options, stackable, partials, stacked=None):
     if stacked is None:
         results.extend(_one_by_one(program, rest, options, partials))
         return results
-    results.extend(_stacked(program, template, [n for n, _ in rest], stacked, options, partials[key]))
+    results.append(_stacked(program, template, [n for n, _ in rest], stacked, options, partials[key]))
     return results
 
 
@@ -286,16 +307,22 @@ def _stacked(program, template, line_numbers, stacked, options, partials):
     slots = [json_numbers(array).reshape(count, -1) for _, _, data, grad in columns
              for array in (data, grad) if array is not None]
     numbers = np.concatenate(slots, axis=1) if slots else np.zeros((count, 0))
-    documents = _documents(row_format, numbers)
-    results = list(map(RowResult, line_numbers, documents, itertools.repeat(None)))
-    for i in (i for i, d in enumerate(documents) if d is None):
+    lines, no_errors = tuple(line_numbers), (None,) * count
+    plain = _plain_numbers(numbers)
+    if plain.all():  # the common case: the rows' text at once
+        return Chunk(lines, no_errors, _fill(row_format, numbers))
+    documents = [None] * count
+    filled = _fill(row_format, numbers[plain]).split("\n")
+    for i, document in zip(np.flatnonzero(plain).tolist(), filled):
+        documents[i] = document
+    for i in np.flatnonzero(~plain).tolist():
         # nan or an infinity (JSON has none: the document spells it as a string), or a number
         # json.dumps writes with an exponent: the row's document is written whole
         tensors = [_tensor(name, binding, json_array(binding.value if data is None else data[i]),
                            None if grad is None else json_array(grad[i]), partials)
                    for name, binding, data, grad in columns]
-        results[i] = RowResult(line_numbers[i], _dumps({**head, "tensors": tensors}), None)
-    return results
+        documents[i] = _dumps({**head, "tensors": tensors})
+    return Chunk(lines, no_errors, "".join(d + "\n" for d in documents))
 
 
 def _row_format(head: dict, columns, partials) -> str:
@@ -327,31 +354,38 @@ def _tensor(name, binding, data, grad, partials) -> dict:
             "grad_fn": getattr(binding, "grad_fn", None), "partials": partials[name]}
 
 
-def _documents(row_format: str, numbers: np.ndarray) -> list[Optional[str]]:
-    """Each row's document: `row_format` with the row's numbers as json.dumps writes them; None
-    for a row with nan, an infinity, or a number that json.dumps writes with an exponent
-    (below 1e-4 or from 1e16 on), which the caller writes whole.
+def _plain_numbers(numbers: np.ndarray) -> np.ndarray:
+    """Rows whose numbers are all finite and written by json.dumps without an exponent
+    (0, or magnitudes from 1e-4 to below 1e16)."""
+    magnitude = np.abs(numbers)
+    return (np.isfinite(numbers) & ((magnitude >= 1e-4) | (numbers == 0)) & (magnitude < 1e16)).all(axis=1)
 
-    orjson writes every other double with the same shortest digits as Python's repr (checked
-    in the tests), in C: a tenth of the time of repr. The rows are filled in with one %
-    of the format repeated, again in C: JSON text holds no newline to be confused with ours."""
+
+def _fill(row_format: str, numbers: np.ndarray) -> str:
+    """The rows' documents, each + "\n": `row_format` with each row's (plain) numbers as
+    json.dumps writes them.
+
+    orjson writes every plain double with the same shortest digits as Python's repr (checked
+    in the tests), in C, a tenth of the time of repr; the text between the numbers is
+    interleaved with them by slice assignment and joined once, again in C."""
     import orjson
 
     count, width = numbers.shape
-    magnitude = np.abs(numbers)
-    plain = (np.isfinite(numbers) & ((magnitude >= 1e-4) | (numbers == 0)) & (magnitude < 1e16)).all(axis=1)
-    good = numbers[plain]
-    if not len(good):
-        return [None] * count
-    flat = []
-    if width:
-        text = orjson.dumps(np.ascontiguousarray(good), option=orjson.OPT_SERIALIZE_NUMPY).decode()
-        flat = text[2:-2].replace("],[", ",").split(",")  # "[[a,b],[c,d]]": a, b, c, d
-    filled = ("\n".join([row_format] * len(good)) % tuple(flat)).split("\n")
-    if len(good) == count:
-        return filled
-    rows = iter(filled)
-    return [next(rows) if ok else None for ok in plain.tolist()]
+    segments = [part.replace("%%", "%") for part in row_format.split("%s")]
+    segments[-1] += "\n"
+    if not count:
+        return ""
+    if not width:
+        return segments[0] * count
+    text = orjson.dumps(np.ascontiguousarray(numbers), option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    flat = text[2:-2].replace("],[", ",").split(",")  # "[[a,b],[c,d]]": a, b, c, d
+    stride = 2 * width + 1
+    pieces: list = [None] * (count * stride)
+    for k, segment in enumerate(segments):
+        pieces[2 * k::stride] = [segment] * count
+    for k in range(width):
+        pieces[2 * k + 1::stride] = flat[k::width]
+    return "".join(pieces)
 
 
 def _skeleton(shape: tuple) -> str:

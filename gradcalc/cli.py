@@ -532,10 +532,8 @@ def _run_batch(source, path, extra, var, values, seed, output, retain, no_grad, 
     progress = _progress_on_terminal("rows")
     with stream, progress or contextlib.nullcontext():
         for chunk in chunks:
+            sys.stdout.write(chunk.text)
             errors = [e for e in chunk.errors if e is not None]
-            documents = [d for d in chunk.documents if d is not None] if errors else chunk.documents
-            if documents:
-                sys.stdout.write("\n".join(documents) + "\n")
             for error in errors:
                 _error(error)
             failed += len(errors)

@@ -503,8 +503,8 @@ def _guarded(run, debug: bool) -> None:
             raise
         _error(e.render())
         raise typer.Exit(e.exit_code)
-    except (typer.Exit, typer.Abort, KeyboardInterrupt):
-        raise
+    except (typer.Exit, typer.Abort, KeyboardInterrupt, BrokenPipeError):
+        raise  # a reader that went away (`| head -1`): click exits 1, quietly
     except MemoryError:
         if debug:
             raise

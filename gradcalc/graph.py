@@ -71,8 +71,8 @@ def structure_key(graph: Graph, outputs) -> str:
     """A digest of everything about a graph but its values: ops, edges, shapes, flags, names."""
     import hashlib
 
-    def ref(a):
-        return a.id if isinstance(a, Node) else ("const", repr(a.value), repr(a.expr))
+    def ref(a):  # a number by its value and place: the entry is the program text's already
+        return a.id if isinstance(a, Node) else ("const", repr(a.value), a.expr.pos.line, a.expr.pos.col)
 
     parts = [str(graph.dtype), list(outputs)]
     for n in graph.nodes:
@@ -275,6 +275,8 @@ def _check_broadcast(shapes: list[tuple[int, ...]]) -> None:
     if not shapes:
         return
     a = shapes[0]
+    if all(b == a for b in shapes):  # the common case: nothing to broadcast, nothing bigger
+        return
     for b in shapes[1:]:
         ndim = max(len(a), len(b))
         for i in range(ndim - 1, -1, -1):

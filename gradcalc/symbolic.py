@@ -19,6 +19,30 @@ from gradcalc.ops import OPS, Kind
 # a value as the tensor's name, a partial as the symbol ∂out/∂name.
 VALUE_BUDGET = 40
 PARTIAL_BUDGET = 120
+# Past this many operations a graph's partials are not expanded at all: each is shown as the
+# symbol ∂out/∂name. SymPy's work is about a millisecond a node: a 100,000-term product would
+# take minutes to display partials nobody can read.
+GRAPH_BUDGET = 2_000
+
+
+def over_budget(graph: Graph) -> bool:
+    return sum(1 for n in graph.nodes if n.op is not None) > GRAPH_BUDGET
+
+
+def reached(graph: Graph, output: Node) -> set[int]:
+    """The nodes joined to `output` by grad-requiring operations (those with a partial)."""
+    if not output.requires_grad:
+        return set()
+    seen, stack = {output.id}, [output]
+    while stack:
+        node = stack.pop()
+        if node.is_leaf:
+            continue
+        for arg in node.args:
+            if isinstance(arg, Node) and arg.requires_grad and arg.id not in seen:
+                seen.add(arg.id)
+                stack.append(arg)
+    return seen
 
 
 class Symbolic:

@@ -26,7 +26,8 @@ WITHOUT_SYMPY = "import sys; sys.modules['sympy'] = None; from gradcalc.cli impo
 
 def gradcalc(args, cache_home, *, sympy=True, env=None, input=None):
     code = "from gradcalc.cli import main; import sys; sys.exit(main(sys.argv[1:]))" if sympy else WITHOUT_SYMPY
-    environment = {**os.environ, "XDG_CACHE_HOME": str(cache_home), **(env or {})}
+    environment = {**{k: v for k, v in os.environ.items() if k != "GRADCALC_NO_CACHE"},  # the cache under test
+                   "XDG_CACHE_HOME": str(cache_home), **(env or {})}
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=environment,
                           input=input, timeout=120)
 
@@ -124,7 +125,7 @@ def test_an_unwritable_cache_directory_changes_nothing_but_speed(tmp_path):
 def test_concurrent_calls_share_one_whole_entry(tmp_path):
     args = ["eval", *PROGRAMS[1], "--format", "json"]
     code = "from gradcalc.cli import main; import sys; sys.exit(main(sys.argv[1:]))"
-    environment = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    environment = {**{k: v for k, v in os.environ.items() if k != "GRADCALC_NO_CACHE"}, "XDG_CACHE_HOME": str(tmp_path)}
     procs = [subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True,
                               env=environment) for _ in range(4)]
     outputs = [p.communicate(timeout=120)[0] for p in procs]

@@ -275,7 +275,7 @@ def _one_by_one(program, rows, options, partials):
 def _stacked(program, template, line_numbers, stacked, options, partials):
     """Rows of one shape at once, along a leading batch axis (elementwise programs only)."""
     from gradcalc.graph import Node
-    from gradcalc.render import json_array, json_numbers
+    from gradcalc.render import json_array
     from gradcalc.session import evaluate, output_node
 
     graph = template.graph
@@ -304,9 +304,8 @@ def _stacked(program, template, line_numbers, stacked, options, partials):
         grad = None if node.grad is None else node.grad.reshape(shape)
         columns.append((name, binding, node.value.reshape(shape), grad))
     row_format = _row_format(head, columns, partials)
-    slots = [json_numbers(array).reshape(count, -1) for _, _, data, grad in columns
-             for array in (data, grad) if array is not None]
-    numbers = np.concatenate(slots, axis=1) if slots else np.zeros((count, 0))
+    slots = [array.reshape(count, -1) for _, _, data, grad in columns for array in (data, grad) if array is not None]
+    numbers = np.concatenate(slots, axis=1) if slots else np.zeros((count, 0), graph.dtype)
     lines, no_errors = tuple(line_numbers), (None,) * count
     plain = _plain_numbers(numbers)
     if plain.all():  # the common case: the rows' text at once
@@ -355,19 +354,23 @@ def _tensor(name, binding, data, grad, partials) -> dict:
 
 
 def _plain_numbers(numbers: np.ndarray) -> np.ndarray:
-    """Rows whose numbers are all finite and written by json.dumps without an exponent
-    (0, or magnitudes from 1e-4 to below 1e16)."""
-    magnitude = np.abs(numbers)
-    return (np.isfinite(numbers) & ((magnitude >= 1e-4) | (numbers == 0)) & (magnitude < 1e16)).all(axis=1)
+    """Rows whose numbers are all finite and written alike by json.dumps and orjson: without
+    an exponent, 0 or magnitudes from 1e-4 (json.dumps writes 1e-05) to below 1e16 (1e+16)
+    for doubles; below 1e12 for float32 (orjson writes its shortest digits with an exponent
+    from about 1e13 on)."""
+    magnitude = np.abs(numbers, dtype=np.float64)
+    top = 1e12 if numbers.dtype == np.float32 else 1e16
+    return (np.isfinite(magnitude) & ((magnitude >= 1e-4) | (magnitude == 0)) & (magnitude < top)).all(axis=1)
 
 
 def _fill(row_format: str, numbers: np.ndarray) -> str:
-    """The rows' documents, each + "\n": `row_format` with each row's (plain) numbers as
-    json.dumps writes them.
+    """The rows' documents, each + "\n": `row_format` with each row's (plain) numbers as the
+    single documents write them (json.dumps of a double; of a float32's shortest digits).
 
-    orjson writes every plain double with the same shortest digits as Python's repr (checked
-    in the tests), in C, a tenth of the time of repr; the text between the numbers is
-    interleaved with them by slice assignment and joined once, again in C."""
+    orjson writes a plain double with the digits of Python's repr, and a plain float32 with
+    its shortest digits, those of NumPy's str (both checked in the tests), in C: a tenth of
+    the time of repr. The text between the numbers is interleaved with them by slice
+    assignment and joined once, again in C."""
     import orjson
 
     count, width = numbers.shape

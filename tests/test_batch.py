@@ -151,3 +151,21 @@ def test_batch_numbers_are_written_as_json_dumps_writes_them():
     for row in numbers[~plain].tolist():
         assert not all(np.isfinite(row)) or any("e" in repr(v) for v in row)
     assert plain.sum() > len(numbers) // 10
+
+
+def test_batch_float32_numbers_are_written_with_their_shortest_digits():
+    """In stacked float32 rows orjson writes each float32 itself: the digits must be those the
+    single documents write (NumPy's shortest digits, read as a double, written by json.dumps)."""
+    from gradcalc.batch import _fill, _plain_numbers
+    from gradcalc.render import json_numbers
+
+    rng = np.random.default_rng(7)
+    bits = rng.integers(0, 2**32, 400_000, dtype=np.uint32).view(np.float32)
+    edges = np.array([0.0, -0.0, 1e-4, 1e12, 999999.94, 0.1, 1 / 3, 16777217.0, 3.4e38, 1e-45], dtype=np.float32)
+    neighbours = np.concatenate([np.nextafter(edges, np.float32(np.inf)), np.nextafter(edges, np.float32(-np.inf))])
+    numbers = np.concatenate([bits, edges, neighbours, rng.uniform(-5, 5, 100_000).astype(np.float32)])
+    numbers = numbers[: len(numbers) // 2 * 2].reshape(-1, 2)
+    plain = _plain_numbers(numbers)
+    documents = _fill("[%s, %s]", numbers[plain]).split("\n")[:-1]
+    assert documents == [json.dumps(row) for row in json_numbers(numbers[plain]).tolist()]
+    assert plain.sum() > 50_000

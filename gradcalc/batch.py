@@ -142,13 +142,15 @@ def _uniform(chunk) -> Optional[tuple[list, dict]]:
     if not raws or set(map(type, raws)) != {dict}:
         return None
     names = raws[0].keys()
-    if text.count('"') != 2 * len(names) * len(raws) or not all(r.keys() == names for r in raws):
+    # Every row has every name (else KeyError below) and the chunk holds two quotes a name:
+    # so no row has another key, or a string anywhere.
+    if text.count('"') != 2 * len(names) * len(raws):
         return None
     stacked = {}
     for name in names:
         try:
             array = np.array([r[name] for r in raws])
-        except (ValueError, TypeError, OverflowError):
+        except (KeyError, ValueError, TypeError, OverflowError):
             return None
         if array.dtype.kind not in "fi":
             return None

@@ -305,15 +305,16 @@ def _stacked(program, template, line_numbers, stacked, options, partials):
         shape = (count,) + binding.shape
         grad = None if node.grad is None else node.grad.reshape(shape)
         columns.append((name, binding, node.value.reshape(shape), grad))
-    row_format = _row_format(head, columns, partials)
-    slots = [array.reshape(count, -1) for _, _, data, grad in columns for array in (data, grad) if array is not None]
-    numbers = np.concatenate(slots, axis=1) if slots else np.zeros((count, 0), graph.dtype)
+    segments = _segments(head, columns, partials)
+    slots = [array for _, _, data, grad in columns for array in (data, grad) if array is not None]
+    flat = [array.reshape(count, -1) for array in slots]
+    numbers = np.concatenate(flat, axis=1) if flat else np.zeros((count, 0), graph.dtype)
     lines, no_errors = tuple(line_numbers), (None,) * count
     plain = _plain_numbers(numbers)
     if plain.all():  # the common case: the rows' text at once
-        return Chunk(lines, no_errors, _fill(row_format, numbers))
+        return Chunk(lines, no_errors, _fill(segments, slots, count))
     documents = [None] * count
-    filled = _fill(row_format, numbers[plain]).split("\n")
+    filled = _fill(segments, [slot[plain] for slot in slots], int(plain.sum())).split("\n")
     for i, document in zip(np.flatnonzero(plain).tolist(), filled):
         documents[i] = document
     for i in np.flatnonzero(~plain).tolist():
@@ -326,25 +327,26 @@ def _stacked(program, template, line_numbers, stacked, options, partials):
     return Chunk(lines, no_errors, "".join(d + "\n" for d in documents))
 
 
-def _row_format(head: dict, columns, partials) -> str:
-    """One row's JSON text with a `%s` for each number that varies between the group's rows
-    (json.dumps writes lists with ", ")."""
+def _segments(head: dict, columns, partials) -> list[str]:
+    """One row's JSON text, cut where each tensor's data or grad varies between the group's
+    rows: the text before the first such array, between each two, and after the last."""
     from gradcalc.render import json_array
 
-    marks = {}
+    marks = []
 
     def slot(array):
-        mark = f"@@{len(marks)}@@"
-        marks[mark] = _skeleton(array.shape[1:])
-        return mark
+        marks.append(f"@@{len(marks)}@@")
+        return marks[-1]
 
     tensors = [_tensor(name, binding, json_array(binding.value) if data is None else slot(data),
                        None if grad is None else slot(grad), partials)
                for name, binding, data, grad in columns]
-    text = _dumps({**head, "tensors": tensors}).replace("%", "%%")
-    for mark, skeleton in marks.items():
-        text = text.replace(f'"{mark}"', skeleton, 1)
-    return text
+    text = _dumps({**head, "tensors": tensors})
+    segments = []
+    for mark in marks:
+        before, text = text.split(f'"{mark}"', 1)
+        segments.append(before)
+    return segments + [text]
 
 
 def _tensor(name, binding, data, grad, partials) -> dict:
@@ -365,39 +367,35 @@ def _plain_numbers(numbers: np.ndarray) -> np.ndarray:
     return (np.isfinite(magnitude) & ((magnitude >= 1e-4) | (magnitude == 0)) & (magnitude < top)).all(axis=1)
 
 
-def _fill(row_format: str, numbers: np.ndarray) -> str:
-    """The rows' documents, each + "\n": `row_format` with each row's (plain) numbers as the
-    single documents write them (json.dumps of a double; of a float32's shortest digits).
+def _fill(segments: list[str], slots: list[np.ndarray], count: int) -> str:
+    """The `count` rows' documents, each + "\n": the segments with each row's arrays (slot k,
+    of shape (count, ...), between segments k and k + 1) as the single documents write them.
 
     orjson writes a plain double with the digits of Python's repr, and a plain float32 with
     its shortest digits, those of NumPy's str (both checked in the tests), in C: a tenth of
-    the time of repr. The text between the numbers is interleaved with them by slice
-    assignment and joined once, again in C."""
-    import orjson
-
-    count, width = numbers.shape
-    segments = [part.replace("%%", "%") for part in row_format.split("%s")]
-    segments[-1] += "\n"
+    the time of repr. Each slot is written whole and cut into rows; the rows' pieces are
+    interleaved with the segments by slice assignment and joined once, again in C."""
     if not count:
         return ""
-    if not width:
-        return segments[0] * count
-    text = orjson.dumps(np.ascontiguousarray(numbers), option=orjson.OPT_SERIALIZE_NUMPY).decode()
-    flat = text[2:-2].replace("],[", ",").split(",")  # "[[a,b],[c,d]]": a, b, c, d
-    stride = 2 * width + 1
+    stride = 2 * len(slots) + 1
     pieces: list = [None] * (count * stride)
-    for k, segment in enumerate(segments):
+    for k, segment in enumerate(segments[:-1] + [segments[-1] + "\n"]):
         pieces[2 * k::stride] = [segment] * count
-    for k in range(width):
-        pieces[2 * k + 1::stride] = flat[k::width]
+    for k, slot in enumerate(slots):
+        pieces[2 * k + 1::stride] = _row_texts(slot)
     return "".join(pieces)
 
 
-def _skeleton(shape: tuple) -> str:
-    if not shape:
-        return "%s"
-    inner = _skeleton(shape[1:])
-    return "[" + ", ".join([inner] * shape[0]) + "]"
+def _row_texts(slot: np.ndarray) -> list[str]:
+    """Each row's array (slot[i]) as json.dumps writes it: "[1.0, 2.0]", "[[1.0], [2.0]]", "3.0"."""
+    import orjson
+
+    rank = slot.ndim - 1
+    text = orjson.dumps(np.ascontiguousarray(slot), option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    # "[[1.0,2.0],[3.0,4.0]]": the rows' contents between the outer brackets, ", " as json.dumps
+    body = text[rank + 1:len(text) - rank - 1].replace(",", ", ")
+    rows = body.split("]" * rank + ", " + "[" * rank)
+    return rows if not rank else ["[" * rank + row + "]" * rank for row in rows]
 
 
 def _elementwise_only(program: syntax.Program) -> bool:

@@ -145,9 +145,9 @@ def test_batch_numbers_are_written_as_json_dumps_writes_them():
     numbers = np.concatenate([bits, float32_digits, edges, rng.uniform(-5, 5, 100_000).round(3)])
     numbers = numbers[: len(numbers) // 2 * 2].reshape(-1, 2)
     plain = _plain_numbers(numbers)
-    documents = _fill('{"v": [%s, %s], "%%": 1}', numbers[plain]).split("\n")
+    documents = _fill(['{"v": ', ', "%s": 1}'], [numbers[plain]], int(plain.sum())).split("\n")
     assert documents.pop() == ""
-    assert documents == [json.dumps({"v": row, "%": 1}) for row in numbers[plain].tolist()]
+    assert documents == [json.dumps({"v": row, "%s": 1}) for row in numbers[plain].tolist()]
     for row in numbers[~plain].tolist():
         assert not all(np.isfinite(row)) or any("e" in repr(v) for v in row)
     assert plain.sum() > len(numbers) // 10
@@ -166,6 +166,6 @@ def test_batch_float32_numbers_are_written_with_their_shortest_digits():
     numbers = np.concatenate([bits, edges, neighbours, rng.uniform(-5, 5, 100_000).astype(np.float32)])
     numbers = numbers[: len(numbers) // 2 * 2].reshape(-1, 2)
     plain = _plain_numbers(numbers)
-    documents = _fill("[%s, %s]", numbers[plain]).split("\n")[:-1]
+    documents = _fill(["", ""], [numbers[plain]], int(plain.sum())).split("\n")[:-1]
     assert documents == [json.dumps(row) for row in json_numbers(numbers[plain]).tolist()]
     assert plain.sum() > 50_000

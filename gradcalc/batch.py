@@ -149,13 +149,28 @@ def _uniform(chunk) -> Optional[tuple[list, dict]]:
     stacked = {}
     for name in names:
         try:
-            array = np.array([r[name] for r in raws])
+            array = _column([r[name] for r in raws])
         except (KeyError, ValueError, TypeError, OverflowError):
             return None
-        if array.dtype.kind not in "fi":
+        if array is None or array.dtype.kind not in "fi":
             return None
         stacked[name] = array.astype(np.float64, copy=False)
     return raws, stacked
+
+
+def _column(values: list) -> Optional[np.ndarray]:
+    """One input's values of every row, stacked: numbers, or lists of numbers of one length,
+    read in C (np.fromiter); deeper lists by np.array. A row unlike the first raises or is None."""
+    first = values[0]
+    if type(first) is list and first and type(first[0]) is not list:
+        width = len(first)
+        if set(map(len, values)) != {width}:
+            return None
+        flat = np.fromiter(itertools.chain.from_iterable(values), np.float64, len(values) * width)
+        return flat.reshape(len(values), width)
+    if type(first) is not list:
+        return np.fromiter(values, np.float64, len(values))
+    return np.array(values)
 
 
 def _message(number: int, error: GradcalcError) -> str:
@@ -377,25 +392,30 @@ def _fill(segments: list[str], slots: list[np.ndarray], count: int) -> str:
     interleaved with the segments by slice assignment and joined once, again in C."""
     if not count:
         return ""
+    segments = segments[:-1] + [segments[-1] + "\n"]
+    for k, slot in enumerate(slots):  # a row's outer brackets go with the text around it
+        rank = slot.ndim - 1
+        segments[k] += "[" * rank
+        segments[k + 1] = "]" * rank + segments[k + 1]
     stride = 2 * len(slots) + 1
     pieces: list = [None] * (count * stride)
-    for k, segment in enumerate(segments[:-1] + [segments[-1] + "\n"]):
+    for k, segment in enumerate(segments):
         pieces[2 * k::stride] = [segment] * count
     for k, slot in enumerate(slots):
-        pieces[2 * k + 1::stride] = _row_texts(slot)
+        pieces[2 * k + 1::stride] = _row_contents(slot)
     return "".join(pieces)
 
 
-def _row_texts(slot: np.ndarray) -> list[str]:
-    """Each row's array (slot[i]) as json.dumps writes it: "[1.0, 2.0]", "[[1.0], [2.0]]", "3.0"."""
+def _row_contents(slot: np.ndarray) -> list[str]:
+    """Each row's array (slot[i]) as json.dumps writes it, less its outer brackets:
+    "1.0, 2.0" for [1.0, 2.0], "1.0], [2.0" for [[1.0], [2.0]], "3.0" for a number."""
     import orjson
 
     rank = slot.ndim - 1
     text = orjson.dumps(np.ascontiguousarray(slot), option=orjson.OPT_SERIALIZE_NUMPY).decode()
     # "[[1.0,2.0],[3.0,4.0]]": the rows' contents between the outer brackets, ", " as json.dumps
     body = text[rank + 1:len(text) - rank - 1].replace(",", ", ")
-    rows = body.split("]" * rank + ", " + "[" * rank)
-    return rows if not rank else ["[" * rank + row + "]" * rank for row in rows]
+    return body.split("]" * rank + ", " + "[" * rank)
 
 
 def _elementwise_only(program: syntax.Program) -> bool:

@@ -169,3 +169,16 @@ def test_batch_float32_numbers_are_written_with_their_shortest_digits():
     documents = _fill(["", ""], [numbers[plain]], int(plain.sum())).split("\n")[:-1]
     assert documents == [json.dumps(row) for row in json_numbers(numbers[plain]).tolist()]
     assert plain.sum() > 50_000
+
+
+def test_a_chunk_of_rows_is_stacked_only_when_every_row_is_like_the_first():
+    from gradcalc.batch import _column
+
+    assert _column([[1, 2], [3, 4.5]]).tolist() == [[1.0, 2.0], [3.0, 4.5]]
+    assert _column([1, 2.5, -3]).tolist() == [1.0, 2.5, -3.0]
+    assert _column([[[1], [2]], [[3], [4]]]).shape == (2, 2, 1)
+    assert _column([[], []]).shape == (2, 0)
+    assert _column([[1, 2], [3]]) is None
+    for unlike in ([[1, 2], [[3], 4]], [1, [2]], [[1], 2], [[[1]], [2]]):
+        with pytest.raises((ValueError, TypeError)):  # the chunk then takes the checked path
+            _column(unlike)

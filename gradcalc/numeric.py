@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 
 import numpy as np
 
@@ -173,55 +174,77 @@ def evaluate(tree: tuple, g, args: list, dtype, result=None):
     Operands that are numbers in the program are Python floats, as in torch: `x ** 0.5`
     takes torch's sqrt kernel, and arithmetic on numbers alone happens in double.
     """
-    def ev(t):
-        return evaluate(t, g, args, dtype, result)
+    return _compiled(tree)(g, args, dtype, result)
 
+
+@functools.lru_cache(maxsize=None)
+def _compiled(tree: tuple):
+    """The tree as nested closures, made once per tree: evaluating a node's formula then
+    costs the NumPy operations and a call each, not a walk of the tree's tags. The
+    operations and their order are the tree's own."""
     tag = tree[0]
     if tag == "g":
-        return g
+        return lambda g, args, dtype, result: g
     if tag == "arg":
-        return args[tree[1]]
+        index = tree[1]
+        return lambda g, args, dtype, result: args[index]
     if tag == "result":
-        return result
+        return lambda g, args, dtype, result: result
     if tag == "num":
-        if dtype == object:
-            from gradcalc.exact import constant
+        number = tree[1]
 
-            return constant(tree[1])
-        return tree[1]  # a Python number: NumPy casts it to the tensor's dtype, as torch a Scalar
+        def num(g, args, dtype, result):
+            if dtype == object:
+                from gradcalc.exact import constant
+
+                return constant(number)
+            return number  # a Python number: NumPy casts it to the tensor's dtype, as torch a Scalar
+        return num
     if tag == "true":
-        return np.asarray(True)
-    if tag == "add":
-        return functools.reduce(lambda acc, t: acc + ev(t), tree[1][1:], ev(tree[1][0]))
-    if tag == "mul":
-        return functools.reduce(lambda acc, t: acc * ev(t), tree[1][1:], ev(tree[1][0]))
-    if tag == "sub":
-        return ev(tree[1]) - ev(tree[2])
-    if tag == "div":
-        return ev(tree[1]) / ev(tree[2])
+        return lambda g, args, dtype, result: np.asarray(True)
+    if tag in ("add", "mul"):
+        combine = operator.add if tag == "add" else operator.mul
+        first, *rest = [_compiled(t) for t in tree[1]]
+
+        def fold(g, args, dtype, result):
+            value = first(g, args, dtype, result)
+            for part in rest:
+                value = combine(value, part(g, args, dtype, result))
+            return value
+        return fold
+    if tag in ("sub", "div", "pow"):
+        combine = {"sub": operator.sub, "div": operator.truediv, "pow": torch_pow}[tag]
+        left, right = _compiled(tree[1]), _compiled(tree[2])
+        return lambda g, args, dtype, result: combine(left(g, args, dtype, result), right(g, args, dtype, result))
     if tag == "neg":
-        return -ev(tree[1])
-    if tag == "pow":
-        return torch_pow(ev(tree[1]), ev(tree[2]))
+        inner = _compiled(tree[1])
+        return lambda g, args, dtype, result: -inner(g, args, dtype, result)
     if tag == "call":
-        return apply_function(tree[1], *(ev(t) for t in tree[2]))
+        name, parts = tree[1], [_compiled(t) for t in tree[2]]
+        return lambda g, args, dtype, result: apply_function(name, *(p(g, args, dtype, result) for p in parts))
     if tag == "cmp":
-        return _CMP[tree[1]](ev(tree[2]), ev(tree[3]))
-    if tag == "and":
-        return functools.reduce(np.logical_and, (ev(t) for t in tree[1]))
-    if tag == "or":
-        return functools.reduce(np.logical_or, (ev(t) for t in tree[1]))
+        compare, left, right = _CMP[tree[1]], _compiled(tree[2]), _compiled(tree[3])
+        return lambda g, args, dtype, result: compare(left(g, args, dtype, result), right(g, args, dtype, result))
+    if tag in ("and", "or"):
+        combine = np.logical_and if tag == "and" else np.logical_or
+        parts = [_compiled(t) for t in tree[1]]
+        return lambda g, args, dtype, result: functools.reduce(combine, (p(g, args, dtype, result) for p in parts))
     if tag == "not":
-        return np.logical_not(ev(tree[1][0]))
+        inner = _compiled(tree[1][0])
+        return lambda g, args, dtype, result: np.logical_not(inner(g, args, dtype, result))
     if tag == "where":
-        return _where(tree[1], ev, g, dtype)
+        branches = [(_compiled(c), _compiled(v)) for c, v in tree[1]]
+
+        def where(g, args, dtype, result):
+            conds = [c(g, args, dtype, result) for c, _ in branches]
+            values = [v(g, args, dtype, result) for _, v in branches]
+            return _where(conds, values, g, dtype)
+        return where
     raise ValueError(f"unknown expression tree node {tag!r}")
 
 
-def _where(branches, ev, g, dtype):
+def _where(conds: list, values: list, g, dtype):
     """Piecewise: the first branch whose condition holds; a zero branch is a true zero."""
-    conds = [ev(c) for c, _ in branches]
-    values = [ev(v) for _, v in branches]
     shape = np.broadcast_shapes(*(np.shape(x) for x in conds + values + [g]))
     result = np.broadcast_to(values[-1], shape).astype(dtype, copy=True)
     for cond, value in zip(reversed(conds[:-1]), reversed(values[:-1])):

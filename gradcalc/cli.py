@@ -427,9 +427,9 @@ def _stdout_console():
     return Console(no_color=True, width=int(os.environ.get("COLUMNS", 120)), highlight=False)
 
 
-# Values text read from a file or stdin: past this size the input is refused before it is read
-# whole (some 50 million numbers already, the limit of an input).
-MAX_VALUES_TEXT = 1 << 30
+# Values text read from a file or stdin: past this size (some ten million numbers) the input
+# is refused before it is read further; larger inputs come as .npy or .npz, read in C.
+MAX_VALUES_TEXT = 1 << 27
 
 
 def read_program(argument: str) -> str:
@@ -526,7 +526,9 @@ def _run_batch(source, path, extra, var, values, seed, output, retain, no_grad, 
     if extra or var or values:
         raise InputError("--batch takes the input values from its rows, not from options")
     stream = sys.stdin if path == "-" else _open_text(path, "batch file")
-    chunks = run_batch_chunks(parse(source), stream, outputs=output, seeds=[parse_value(s, "--seed") for s in seed],
+    too_long: list[str] = []
+    chunks = run_batch_chunks(parse(source), _bounded_lines(stream, too_long), outputs=output,
+                              seeds=[parse_value(s, "--seed") for s in seed],
                               retain=_split(retain), no_grad=_split(no_grad), dtype=dtype)
     failed = 0
     progress = _progress_on_terminal("rows")
@@ -539,8 +541,23 @@ def _run_batch(source, path, extra, var, values, seed, output, retain, no_grad, 
             failed += len(errors)
             if progress is not None:
                 progress.advance(progress.task_ids[0], len(chunk.lines))
+    for error in too_long:
+        _error(error)
     sys.stdout.flush()
-    return ExitCode.BAD_INPUT if failed else ExitCode.OK
+    return ExitCode.BAD_INPUT if failed or too_long else ExitCode.OK
+
+
+def _bounded_lines(stream, too_long: list[str]):
+    """The stream's lines, each at most MAX_VALUES_TEXT characters: a longer one (a file with
+    no line breaks, /dev/zero) ends the input, with its line number put in `too_long`."""
+    number = 0
+    while line := stream.readline(MAX_VALUES_TEXT + 1):
+        number += 1
+        if len(line) > MAX_VALUES_TEXT:
+            too_long.append(f"line {number}: longer than {MAX_VALUES_TEXT:,} characters; "
+                            "the rest of the input is not read")
+            return
+        yield line
 
 
 def _progress_on_terminal(what: str, total: Optional[int] = None):

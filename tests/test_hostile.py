@@ -171,3 +171,16 @@ def test_hostile_programs_as_whole_processes(program):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+
+
+def test_text_without_end_is_refused_at_its_limit(monkeypatch):
+    """/dev/zero as values or as batch rows: read up to the limit, then an error (the limit is
+    made small here; it is MAX_VALUES_TEXT characters)."""
+    import gradcalc.cli
+
+    monkeypatch.setattr(gradcalc.cli, "MAX_VALUES_TEXT", 1000)
+    endless = "\0" * 5000
+    assert_rejected(["eval", "b = x.sum()", "--values", "-"], "longer than 1,000 characters", input=endless)
+    result = CliRunner().invoke(app, ["eval", "b = x.sum()", "--batch", "-"], input='{"x": [1, 2]}\n' + endless)
+    assert result.exit_code == 2 and len(result.stdout.splitlines()) == 1
+    assert "error: line 2: longer than 1,000 characters" in result.stderr

@@ -6,6 +6,11 @@ also checks it), and when the program is elementwise only, the rest of the group
 evaluated at once, stacked along a leading batch axis: elementwise ops and their backward
 formulas act on each row alone, so every row gets the numbers it would get by itself. A
 bad row is reported with its line number and the others go on.
+
+Speed (100,000 rows a second is the aim) comes from doing per chunk, in C, what would be
+per row in Python: orjson parses a chunk of plain rows at once and writes each stacked
+array, whose text is cut into rows and joined with the row template's fixed text. Every
+document is byte for byte what the row alone would give (tests/test_batch.py).
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ class Entry:
         if key in stored:
             try:
                 value = decode(stored[key])
-            except (TypeError, ValueError, KeyError, IndexError):
+            except (TypeError, ValueError, KeyError, IndexError, RecursionError):
                 value = None  # malformed despite its checksum (written by another version's bug)
             if value is not None:
                 self.hits += 1

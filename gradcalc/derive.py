@@ -68,10 +68,42 @@ def _stated_vjp_tree(op_name: str, i: int) -> tuple | None:
 
 
 def as_tree(value) -> tuple:
-    """A tree read back from JSON (lists) as the nested tuples `numeric.evaluate` takes."""
+    """A tree read back from JSON (lists) as the nested tuples `numeric.evaluate` takes; only
+    the shapes `_tree` makes pass (a cache file is data: it names no other function)."""
     if not isinstance(value, list) or not value or not isinstance(value[0], str):
         raise ValueError("not an expression tree")
-    return _tuples(value)
+    tree = _tuples(value)
+    _check_tree(tree)
+    return tree
+
+
+_CALLS = frozenset(_FUNCTIONS.values()) | {"sqrt"}
+_ARITY = {"g": 0, "result": 0, "true": 0, "neg": 1, "sub": 2, "div": 2, "pow": 2}
+
+
+def _check_tree(tree) -> None:
+    stack = [tree]
+    while stack:
+        t = stack.pop()
+        if not isinstance(t, tuple) or not t or not isinstance(t[0], str):
+            raise ValueError("not an expression tree")
+        tag, rest = t[0], t[1:]
+        if tag in _ARITY and len(rest) == _ARITY[tag]:
+            stack.extend(rest)
+        elif tag == "arg" and len(rest) == 1 and type(rest[0]) is int and 0 <= rest[0] < 3:
+            pass
+        elif tag == "num" and len(rest) == 1 and type(rest[0]) in (int, float):
+            pass
+        elif tag in ("add", "mul", "and", "or", "not") and len(rest) == 1 and isinstance(rest[0], tuple):
+            stack.extend(rest[0])
+        elif tag == "call" and len(rest) == 2 and rest[0] in _CALLS and isinstance(rest[1], tuple):
+            stack.extend(rest[1])
+        elif tag == "cmp" and len(rest) == 3 and rest[0] in _COMPARISONS.values():
+            stack.extend(rest[1:])
+        elif tag == "where" and len(rest) == 1 and all(isinstance(b, tuple) and len(b) == 2 for b in rest[0]):
+            stack.extend(x for branch in rest[0] for x in branch)
+        else:
+            raise ValueError(f"not an expression tree node: {tag!r}")
 
 
 def _tuples(value):

@@ -85,7 +85,7 @@ def test_batch_and_check_use_the_cache(tmp_path):
         assert second.stdout == first.stdout
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "edited", "wrong tree", "other version"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "edited", "wrong tree", "foreign call", "other version"])
 def test_a_corrupt_entry_is_ignored_and_rewritten(tmp_path, damage):
     args = ["eval", "b = sin(x) * y", "--x", "0.5,1", "--y", "2,3", "--seed", "1,1", "--format", "json"]
     want = gradcalc(args, tmp_path).stdout
@@ -99,9 +99,10 @@ def test_a_corrupt_entry_is_ignored_and_rewritten(tmp_path, damage):
     elif damage == "edited":  # a plausible change whose checksum no longer matches
         assert "cos" in text
         path.write_text(text.replace("cos", "sin"))
-    elif damage == "wrong tree":  # checksum right, contents wrong (a bug of another build)
+    elif damage in ("wrong tree", "foreign call"):  # checksum right, contents wrong
         body = json.loads(document["body"])
-        body["vjp"] = {key: "not a tree" for key in body["vjp"]}
+        tree = "not a tree" if damage == "wrong tree" else ["call", "save", [["g"], ["arg", 0]]]
+        body["vjp"] = {key: tree for key in body["vjp"]}
         document["body"] = json.dumps(body)
         document["checksum"] = cache._checksum(document["body"])
         path.write_text(json.dumps(document))

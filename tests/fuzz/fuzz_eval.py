@@ -5,7 +5,8 @@ default test run: it runs until stopped).
     mkdir -p /tmp/fuzz-work   # libFuzzer adds what it finds to the first directory
     python tests/fuzz/fuzz_eval.py /tmp/fuzz-work tests/fuzz/corpus -max_total_time=600 -timeout=10 -rss_limit_mb=4096
 
-Each input is a program's text, plus a few bytes that choose the inputs' shapes and values.
+Each input is a program's text, plus a few bytes that choose the inputs' shapes and values;
+the same text also goes to the value parsers (`--x TEXT`, `--values` JSON).
 Whatever the input, only gradcalc's own error type may come out, and no input may take more
 than the libFuzzer timeout. The seed corpus holds the hostile-input cases of the tests and
 some valid programs (`python tests/fuzz/fuzz_eval.py --write-corpus` rewrites it).
@@ -22,6 +23,7 @@ with atheris.instrument_imports(include=["gradcalc"]):
     from gradcalc.parser import parse
     from gradcalc.render import render_csv, render_json, render_torch
     from gradcalc.session import evaluate
+    from gradcalc.values import parse_json_values, parse_value
 
 import numpy as np
 
@@ -33,6 +35,11 @@ def TestOneInput(data: bytes) -> None:
     fdp = atheris.FuzzedDataProvider(data)
     choices = fdp.ConsumeBytes(4)
     text = fdp.ConsumeUnicodeNoSurrogates(fdp.remaining_bytes())
+    for parse_values in (lambda t: parse_value(t, "--x"), lambda t: parse_json_values(t, "--values")):
+        try:  # the same text as a value, and as a JSON object of values
+            parse_values(text)
+        except GradcalcError:
+            pass
     try:
         program = parse(text)
     except GradcalcError:

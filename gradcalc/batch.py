@@ -136,8 +136,6 @@ def _uniform(chunk) -> Optional[tuple[list, dict]]:
     """The chunk's rows and their values stacked per input, when every row holds only numbers
     and lists of numbers (as _plain_row) under the same names with the same shapes; else None."""
     text = "[" + ",".join(line for _, line in chunk) + "]"
-    if "true" in text or "false" in text or "null" in text:
-        return None
     import orjson
 
     try:
@@ -149,7 +147,7 @@ def _uniform(chunk) -> Optional[tuple[list, dict]]:
     names = raws[0].keys()
     # Every row has every name (else KeyError below) and the chunk holds two quotes a name:
     # so no row has another key, or a string anywhere.
-    if text.count('"') != 2 * len(names) * len(raws):
+    if not _numbers_only(text, len(names) * len(raws)):
         return None
     stacked = {}
     for name in names:
@@ -192,10 +190,15 @@ def _plain_row(line: str) -> Optional[dict]:
         data = json.loads(line)
     except (ValueError, RecursionError):
         return None
-    if (not isinstance(data, dict) or line.count('"') != 2 * len(data)
-            or "true" in line or "false" in line or "null" in line):
+    if not isinstance(data, dict) or not _numbers_only(line, len(data)):
         return None
     return data
+
+
+def _numbers_only(text: str, keys: int) -> bool:
+    """Whether JSON text that parsed with `keys` object keys holds nothing else but numbers:
+    two quotes a key (so no string, such as "nan"), and no true, false or null."""
+    return text.count('"') == 2 * keys and "true" not in text and "false" not in text and "null" not in text
 
 
 def _first_shape(value) -> tuple:

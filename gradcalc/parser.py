@@ -241,9 +241,14 @@ class _Parser:
         self.tok = self.next_token()
 
     def _reduce(self, operands: list[Expr], operators: list[tuple[str, int, Pos]]) -> None:
-        pos = operators[-1][2]
-        self._count_operation(("operator", "", pos.line, pos.col))
-        _reduce(operands, operators)
+        """Apply the operator on top of the stack to the operands on top of theirs."""
+        op, prec, pos = operators.pop()
+        self._count_operation(("operator", op, pos.line, pos.col))
+        if prec == _UNARY_PREC:
+            operands[-1] = Call(op, (operands[-1],), pos)
+        else:
+            right = operands.pop()
+            operands[-1] = Call(op, (operands[-1], right), pos)
 
     def _count_operation(self, tok: _Token) -> None:
         self.operations += 1
@@ -488,13 +493,3 @@ class _Parser:
         close = difflib.get_close_matches(name, candidates, n=1)
         hint = f"did you mean '{close[0]}'?" if close else None
         self._error(f"unknown {what} {_quote(name)}", tok, hint)
-
-
-def _reduce(operands: list[Expr], operators: list[tuple[str, int, Pos]]) -> None:
-    """Apply the operator on top of the stack to the operands on top of theirs."""
-    op, prec, pos = operators.pop()
-    if prec == _UNARY_PREC:
-        operands[-1] = Call(op, (operands[-1],), pos)
-    else:
-        right = operands.pop()
-        operands[-1] = Call(op, (operands[-1], right), pos)

@@ -90,8 +90,7 @@ def cast(value, dtype) -> np.ndarray:
 def to_array(nested: Any, what: str) -> np.ndarray:
     """A rectangular nested list of numbers as a float64 array, or an error naming `what`."""
     shape = _shape(nested, what)
-    if math.prod(shape) > MAX_ELEMENTS:
-        raise InputError(f"{what}: {math.prod(shape):,} elements is more than the limit of {MAX_ELEMENTS:,}")
+    check_shape(shape, what)
     return np.array(nested, dtype=np.float64).reshape(shape)
 
 
@@ -180,6 +179,14 @@ def _numpy_file(path: str, what: str):
         raise InputError(f"{what}: cannot read NumPy file {path!r}: {e}") from None
 
 
+def check_shape(shape: tuple[int, ...], what: str) -> None:
+    """An input's limits: at most MAX_DIMS dimensions and MAX_ELEMENTS elements."""
+    if len(shape) > MAX_DIMS:
+        raise InputError(f"{what}: {len(shape)} dimensions is more than the limit of {MAX_DIMS}")
+    if math.prod(shape) > MAX_ELEMENTS:
+        raise InputError(f"{what}: {math.prod(shape):,} elements is more than the limit of {MAX_ELEMENTS:,}")
+
+
 def _check_declared_size(f, what: str) -> None:
     """Refuse an array whose .npy header declares too many elements or dimensions, before a
     byte of it is read: a 10^9-element file is an error at once, not minutes of reading."""
@@ -190,17 +197,11 @@ def _check_declared_size(f, what: str) -> None:
         shape, _, _ = (npy.read_array_header_1_0 if major == 1 else npy.read_array_header_2_0)(f)
     except (ValueError, OSError, EOFError):
         return  # not a plain .npy: np.load reports it
-    if len(shape) > MAX_DIMS:
-        raise InputError(f"{what}: {len(shape)} dimensions is more than the limit of {MAX_DIMS}")
-    if math.prod(shape) > MAX_ELEMENTS:
-        raise InputError(f"{what}: {math.prod(shape):,} elements is more than the limit of {MAX_ELEMENTS:,}")
+    check_shape(shape, what)
 
 
 def _checked_array(array: np.ndarray, what: str) -> np.ndarray:
     if array.dtype.kind not in "fiub":
         raise InputError(f"{what}: expected numbers, got an array of dtype {array.dtype}")
-    if array.ndim > MAX_DIMS:
-        raise InputError(f"{what}: {array.ndim} dimensions is more than the limit of {MAX_DIMS}")
-    if array.size > MAX_ELEMENTS:
-        raise InputError(f"{what}: {array.size:,} elements is more than the limit of {MAX_ELEMENTS:,}")
+    check_shape(array.shape, what)
     return array.astype(np.float64, copy=False) if array.dtype.kind != "f" else array

@@ -25,7 +25,8 @@ from gradcalc import syntax
 from gradcalc.errors import GradcalcError, InputError, MissingInput
 from gradcalc.ops import OPS, Kind
 
-CHUNK = 8192
+CHUNK = 8192        # lines at a time when rows are not all plain and alike
+PIECE = 1 << 20     # characters of whole lines at a time when they are
 # Elementwise rows whose results depend on a tensor's layout (torch's vector/scalar loops).
 _LAYOUT_DEPENDENT = {"maximum", "minimum"}
 
@@ -68,27 +69,52 @@ def _chunk(parts: list) -> Chunk:
 
 def run_batch(program: syntax.Program, lines: Iterable[str], **options) -> Iterator[RowResult]:
     """Each non-blank line's result, in order (see `run_batch_chunks` for the options)."""
-    for chunk in run_batch_chunks(program, lines, **options):
+    for chunk in run_batch_chunks(program, ["\n".join(lines)], **options):
         yield from chunk.results()
 
 
-def run_batch_chunks(program: syntax.Program, lines: Iterable[str], *, outputs=(), seeds=(), retain=(),
+def run_batch_chunks(program: syntax.Program, blocks: Iterable[str], *, outputs=(), seeds=(), retain=(),
                      no_grad=(), dtype="float32") -> Iterator[Chunk]:
-    """The results of the non-blank lines, a Chunk per CHUNK lines, in order."""
+    """The results of the non-blank lines, in order, a Chunk at a time. `blocks` are texts of
+    whole lines, one after another: each block's lines are separated by "\n" (a block ends
+    at the end of a line, without its "\n")."""
     options = dict(outputs=outputs, seeds=seeds, retain=retain, no_grad=no_grad, dtype=dtype)
     job = _Job(program, options, _elementwise_only(program), {})
-    for chunk in _numbered_chunks(iter(lines)):
-        yield _chunk(_run_chunk(job, chunk))
+    first = 1  # the number of the block's first line
+    for block in blocks:
+        for text in _pieces(block):
+            count = text.count("\n") + 1
+            uniform = _uniform(text, count) if job.stackable else None
+            if uniform is not None:  # the common case: a piece of plain rows of one shape, at once
+                raws, stacked = uniform
+                yield _chunk(_run_group(program, range(first, first + count), raws, options, True,
+                                        job.partials, stacked))
+            else:
+                for chunk in _numbered_chunks(text.split("\n"), first):
+                    yield _chunk(_run_chunk(job, chunk))
+            first += count
 
 
-def _numbered_chunks(lines: Iterator[str]) -> Iterator[list[tuple[int, str]]]:
-    """(line number, line) of the non-blank lines, CHUNK lines at a time."""
-    first = 1
-    while block := list(itertools.islice(lines, CHUNK)):
-        numbered = zip(range(first, first + len(block)), block)
+def _pieces(block: str) -> Iterator[str]:
+    """The block in pieces of whole lines, each of about PIECE characters or one line."""
+    start = 0
+    while len(block) - start > PIECE:
+        end = block.find("\n", start + PIECE)
+        if end < 0:
+            break
+        yield block[start:end]
+        start = end + 1
+    yield block[start:] if start else block
+
+
+def _numbered_chunks(lines: list[str], first: int) -> Iterator[list[tuple[int, str]]]:
+    """(line number, line) of the non-blank lines, CHUNK lines at a time; `first` is the
+    number of lines[0]."""
+    for start in range(0, len(lines), CHUNK):
+        block = lines[start:start + CHUNK]
+        numbered = zip(range(first + start, first + start + len(block)), block)
         blank = sum(map(str.isspace, block)) + block.count("")
         chunk = [(n, line) for n, line in numbered if line and not line.isspace()] if blank else list(numbered)
-        first += len(block)
         if chunk:
             yield chunk
 
@@ -105,11 +131,10 @@ def _run_chunk(job: _Job, chunk) -> list:
     from gradcalc.values import parse_json_values
 
     program, options, stackable, partials = job
-    uniform = _uniform(chunk) if stackable else None
+    uniform = _uniform("\n".join(line for _, line in chunk), len(chunk)) if stackable else None
     if uniform is not None:  # the common case: every row plain numbers of one shape
         raws, stacked = uniform
-        rows = list(zip([number for number, _ in chunk], raws))
-        return _run_group(program, rows, options, stackable, partials, stacked)
+        return _run_group(program, [number for number, _ in chunk], raws, options, stackable, partials, stacked)
     results: dict[int, RowResult] = {}
     groups: dict[tuple, list] = {}
     for number, line in chunk:
@@ -126,28 +151,37 @@ def _run_chunk(job: _Job, chunk) -> list:
         key = _shapes(values)
         groups.setdefault(key, []).append((number, values))
     for rows in groups.values():
-        for result in _run_group(program, rows, options, stackable, partials):
+        for result in _run_group(program, [n for n, _ in rows], [r for _, r in rows], options, stackable, partials):
             for row in result.results() if isinstance(result, Chunk) else [result]:
                 results[row.line] = row
     return [results[number] for number, _ in chunk]
 
 
-def _uniform(chunk) -> Optional[tuple[list, dict]]:
-    """The chunk's rows and their values stacked per input, when every row holds only numbers
-    and lists of numbers (as _plain_row) under the same names with the same shapes; else None."""
-    text = "[" + ",".join(line for _, line in chunk) + "]"
+def _uniform(text: str, count: int) -> Optional[tuple[list, dict]]:
+    """The rows of `text` (`count` lines, separated by "\n") and their values stacked per
+    input, when every line is one JSON object of only numbers and lists of numbers (as
+    _plain_row) under the same names with the same shapes; else None. Read in C: orjson
+    parses the lines as one JSON array, its items the rows."""
     import orjson
 
+    if "\r" in text:  # CRLF line ends
+        text = text.replace("\r\n", "\n")
+    # Each line one object: it starts with "{", ends with "}" and has no other brace. (The
+    # names, checked below, have none; numbers and lists none.) Without this, the lines
+    # '{"x": [1, 2]}, {"x": [3' and '4]}', each bad JSON, would read as two good rows.
+    if not (text.count("{") == text.count("}") == count
+            and ("\n" + text).count("\n{") == count and (text + "\n").count("}\n") == count):
+        return None
     try:
-        raws = orjson.loads(text)
+        raws = orjson.loads("[" + text.replace("\n", ",") + "]")
     except ValueError:  # orjson.JSONDecodeError; also integers past 64 bits
         return None
-    if not raws or set(map(type, raws)) != {dict}:
+    if len(raws) != count or set(map(type, raws)) != {dict}:
         return None
     names = raws[0].keys()
-    # Every row has every name (else KeyError below) and the chunk holds two quotes a name:
+    # Every row has every name (else KeyError below) and the text holds two quotes a name:
     # so no row has another key, or a string anywhere.
-    if not _numbers_only(text, len(names) * len(raws)):
+    if not all(map(str.isidentifier, names)) or not _numbers_only(text, len(names) * count):
         return None
     stacked = {}
     for name in names:
@@ -218,40 +252,35 @@ def _checked(number: int, raw: dict) -> dict:
     return {name: to_array(_specials(v), f"line {number}: input '{name}'") for name, v in raw.items()}
 
 
-def _run_group(program, rows, options, stackable, partials, stacked=None):
-    """Rows of one shape (`stacked`: their values per input, when already at hand)."""
+def _run_group(program, numbers, raws, options, stackable, partials, stacked=None):
+    """Rows of one shape: their line numbers and values (`stacked`: their values per input,
+    when already at hand)."""
     from gradcalc.render import json_document, symbolic_partials
     from gradcalc.session import evaluate
 
     results = []
-    first_number, first_raw = rows[0]
+    first_number, first_raw = numbers[0], raws[0]
+    rest = zip(numbers[1:], raws[1:])  # the other rows, one by one
     try:
         first_values = first_raw if _is_arrays(first_raw) else _checked(first_number, first_raw)
         template = evaluate(program, first_values, **options)
     except GradcalcError as e:
         # Rows of one shape fail alike: the errors depend on shapes, never on values.
-        if len(rows) == 1 or all(_is_arrays(v) for _, v in rows):
-            for number, _ in rows:
-                results.append(RowResult(number, None, _message(number, e)))
-            return results
+        if len(raws) == 1 or all(map(_is_arrays, raws)):
+            return [RowResult(number, None, _message(number, e)) for number in numbers]
         results.append(RowResult(first_number, None, _message(first_number, e)))
-        results.extend(_one_by_one(program, rows[1:], options, partials))
+        results.extend(_one_by_one(program, rest, options, partials))
         return results
     key = _shapes(first_values)
     if key not in partials:
         partials[key] = symbolic_partials(template)
+    if len(raws) > 1:  # the first row too, so that the group's text is one Chunk
+        if stacked is None or _shapes({k: v[0] for k, v in stacked.items()}) != key:
+            stacked = _stack(raws, first_values) if stackable else None
+        if stacked is not None:
+            return [_stacked(program, template, numbers, stacked, options, partials[key])]
     results.append(RowResult(first_number, _dumps(json_document(template, partials=partials[key])), None))
-    rest = rows[1:]
-    if not rest:
-        return results
-    if stacked is not None and _shapes({k: v[0] for k, v in stacked.items()}) == key:
-        stacked = {name: v[1:] for name, v in stacked.items()}
-    else:
-        stacked = _stack(rest, first_values) if stackable else None
-    if stacked is None:
-        results.extend(_one_by_one(program, rest, options, partials))
-        return results
-    results.append(_stacked(program, template, [n for n, _ in rest], stacked, options, partials[key]))
+    results.extend(_one_by_one(program, rest, options, partials))
     return results
 
 
@@ -264,18 +293,18 @@ def _is_arrays(values: dict) -> bool:
     return all(isinstance(v, np.ndarray) for v in values.values())
 
 
-def _stack(rows, first_values: dict) -> Optional[dict]:
+def _stack(raws, first_values: dict) -> Optional[dict]:
     """The rows' values stacked per input, or None if any row is not like the first."""
     stacked = {}
     for name, first in first_values.items():
         try:
-            array = np.array([r[name] for _, r in rows])
+            array = np.array([r[name] for r in raws])
         except (ValueError, KeyError):
             return None
-        if array.dtype.kind not in "fi" or array.shape != (len(rows),) + first.shape:
+        if array.dtype.kind not in "fi" or array.shape != (len(raws),) + first.shape:
             return None
         stacked[name] = array.astype(np.float64, copy=False)
-    return stacked if all(set(r) == set(first_values) for _, r in rows) else None
+    return stacked if all(set(r) == set(first_values) for r in raws) else None
 
 
 def _one_by_one(program, rows, options, partials):
@@ -318,18 +347,20 @@ def _stacked(program, template, line_numbers, stacked, options, partials):
         seeds.append(np.broadcast_to(np.asarray(seed).reshape(padded(shape)), (count,) + padded(shape)))
     batched = evaluate(program, values, **{**options, "seeds": seeds}).graph
     head = {"dtype": graph.dtype.name, "outputs": list(template.outputs)}
-    columns = []  # per name: (name, binding, data of the rows, grad of the rows or None)
+    # per name: (name, binding, data, grad), each of data and grad the rows' arrays stacked
+    # when they differ between rows, or _Fixed when they do not (a grad may be None)
+    columns = []
     for name in graph.names:
         binding = graph.bindings[name]
         if not isinstance(binding, Node):
-            columns.append((name, binding, None, None))
+            columns.append((name, binding, _Fixed(json_array(binding.value)), None))
             continue
         node = batched.nodes[binding.id]
         shape = (count,) + binding.shape
-        grad = None if node.grad is None else node.grad.reshape(shape)
-        columns.append((name, binding, node.value.reshape(shape), grad))
+        grad = None if node.grad is None else _by_row(node.grad.reshape(shape))
+        columns.append((name, binding, _by_row(node.value.reshape(shape)), grad))
     segments = _segments(head, columns, partials)
-    slots = [array for _, _, data, grad in columns for array in (data, grad) if array is not None]
+    slots = [array for _, _, data, grad in columns for array in (data, grad) if isinstance(array, np.ndarray)]
     flat = [array.reshape(count, -1) for array in slots]
     numbers = np.concatenate(flat, axis=1) if flat else np.zeros((count, 0), graph.dtype)
     lines, no_errors = tuple(line_numbers), (None,) * count
@@ -343,9 +374,12 @@ def _stacked(program, template, line_numbers, stacked, options, partials):
     for i in np.flatnonzero(~plain).tolist():
         # nan or an infinity (JSON has none: the document spells it as a string), or a number
         # json.dumps writes with an exponent: the row's document is written whole
-        tensors = [_tensor(name, binding, json_array(binding.value if data is None else data[i]),
-                           None if grad is None else json_array(grad[i]), partials)
-                   for name, binding, data, grad in columns]
+        def row(array):
+            if isinstance(array, np.ndarray):
+                return json_array(array[i])
+            return array.json if isinstance(array, _Fixed) else array
+
+        tensors = [_tensor(name, binding, row(data), row(grad), partials) for name, binding, data, grad in columns]
         documents[i] = _dumps({**head, "tensors": tensors})
     return Chunk(lines, no_errors, "".join(d + "\n" for d in documents))
 
@@ -353,23 +387,38 @@ def _stacked(program, template, line_numbers, stacked, options, partials):
 def _segments(head: dict, columns, partials) -> list[str]:
     """One row's JSON text, cut where each tensor's data or grad varies between the group's
     rows: the text before the first such array, between each two, and after the last."""
-    from gradcalc.render import json_array
-
     marks = []
 
     def slot(array):
+        if not isinstance(array, np.ndarray):
+            return array.json if isinstance(array, _Fixed) else array
         marks.append(f"@@{len(marks)}@@")
         return marks[-1]
 
-    tensors = [_tensor(name, binding, json_array(binding.value) if data is None else slot(data),
-                       None if grad is None else slot(grad), partials)
-               for name, binding, data, grad in columns]
+    tensors = [_tensor(name, binding, slot(data), slot(grad), partials) for name, binding, data, grad in columns]
     text = _dumps({**head, "tensors": tensors})
     segments = []
     for mark in marks:
         before, text = text.split(f'"{mark}"', 1)
         segments.append(before)
     return segments + [text]
+
+
+class _Fixed(NamedTuple):
+    """A tensor's data or grad that is the same in every row of a group: JSON-ready, it is
+    written once, into the rows' template."""
+    json: object
+
+
+def _by_row(rows: np.ndarray):
+    """The arrays of the rows (stacked along axis 0) as they are, or _Fixed when every row's
+    array has the same bits as the first's (so the same text)."""
+    from gradcalc.render import json_array
+
+    if rows.dtype.kind != "f" or not len(rows):
+        return rows
+    bits = np.ascontiguousarray(rows).reshape(len(rows), -1).view(f"u{rows.itemsize}")
+    return _Fixed(json_array(rows[0])) if (bits == bits[0]).all() else rows
 
 
 def _tensor(name, binding, data, grad, partials) -> dict:

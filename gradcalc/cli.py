@@ -430,6 +430,7 @@ def _stdout_console():
 # Values text read from a file or stdin: past this size (some ten million numbers) the input
 # is refused before it is read further; larger inputs come as .npy or .npz, read in C.
 MAX_VALUES_TEXT = 1 << 27
+BLOCK_CHARS = 1 << 20  # batch input is read this much at a time
 
 
 def read_program(argument: str) -> str:
@@ -527,7 +528,7 @@ def _run_batch(source, path, extra, var, values, seed, output, retain, no_grad, 
         raise InputError("--batch takes the input values from its rows, not from options")
     stream = sys.stdin if path == "-" else _open_text(path, "batch file")
     too_long: list[str] = []
-    chunks = run_batch_chunks(parse(source), _bounded_lines(stream, too_long), outputs=output,
+    chunks = run_batch_chunks(parse(source), _bounded_blocks(stream, too_long), outputs=output,
                               seeds=[parse_value(s, "--seed") for s in seed],
                               retain=_split(retain), no_grad=_split(no_grad), dtype=dtype)
     failed = 0
@@ -547,23 +548,27 @@ def _run_batch(source, path, extra, var, values, seed, output, retain, no_grad, 
     return ExitCode.BAD_INPUT if failed or too_long else ExitCode.OK
 
 
-def _bounded_lines(stream, too_long: list[str]):
-    """The stream's lines, each at most MAX_VALUES_TEXT characters: a longer one (a file with
-    no line breaks, /dev/zero) ends the input, with its line number put in `too_long`.
-    Read in blocks and split in C: a line at a time would cost a Python step per row."""
-    number = 0               # lines handed out so far
+def _bounded_blocks(stream, too_long: list[str]):
+    """The stream's text in blocks of whole lines (each block's lines joined by "\n", without
+    the last "\n"), read in blocks: a line at a time would cost a Python step per row. A line
+    longer than MAX_VALUES_TEXT characters (a file with no line breaks, /dev/zero) ends the
+    input, with its line number put in `too_long`; the lines wholly inside a block are shorter
+    than a block."""
+    number = 0                # lines handed out so far
     partial, pending = [], 0  # the line being read: its pieces so far, and their length
-    while block := stream.read(1 << 22):
-        *complete, last = block.split("\n")
-        if complete:
-            complete[0] = "".join(partial) + complete[0]
-            partial, pending = [], 0
-            if len(complete[0]) > MAX_VALUES_TEXT:
+    while block := stream.read(BLOCK_CHARS):
+        end = block.rfind("\n")
+        if end >= 0:
+            first = block.find("\n")
+            if pending + first > MAX_VALUES_TEXT:
                 return too_long.append(_too_long(number + 1))
-        number += len(complete)
-        yield from complete
-        partial.append(last)
-        pending += len(last)
+            complete = "".join(partial) + block[:end] if partial else block[:end]
+            partial, pending = [], 0
+            number += block.count("\n", 0, end + 1)
+            yield complete
+            block = block[end + 1:]
+        partial.append(block)
+        pending += len(block)
         if pending > MAX_VALUES_TEXT:
             return too_long.append(_too_long(number + 1))
     if pending:

@@ -182,3 +182,82 @@ def test_a_chunk_of_rows_is_stacked_only_when_every_row_is_like_the_first():
     for unlike in ([[1, 2], [[3], 4]], [1, [2]], [[1], 2], [[[1]], [2]]):
         with pytest.raises((ValueError, TypeError)):  # the chunk then takes the checked path
             _column(unlike)
+
+
+# -- rows read a piece of text at a time: each line is one row, wherever the pieces end ------
+
+def test_lines_that_are_not_one_object_each_are_bad_rows_even_when_together_they_parse():
+    """'{"x": [1, 2]}, {"x": [3' and '4]}' are two bad lines, though joined by a comma they read
+    as two good objects."""
+    text = '{"x": [1, 2]}, {"x": [3\n4]}\n{"x": [5, 6]}\n'
+    result = CliRunner().invoke(app, ["eval", "b = x*2", "--seed", "1,1", "--batch", "-"], input=text)
+    assert result.exit_code == 2
+    assert [json.loads(line)["tensors"][0]["data"] for line in result.stdout.splitlines()] == [[5.0, 6.0]]
+    errors = [line.split(":")[1].strip() for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["line 1", "line 2"]
+
+
+TRICKY_LINES = [
+    '{"x": [1, 2], "y": 0.0}', '{"x": [3, 4], "y": -0.0}',        # grads of x: 0.0 and -0.0
+    '{"y": 2, "x": [5, 6]}',                                        # the names in another order
+    '', '   ', '{"x": [1, 2], "y": 1}\r', ' {"x": [1, 2], "y": 1}',  # blank, CR, leading space
+    '{"x": [1, 2], "y": 1}, {"x": [1, 2], "y": 1}', '{"x": [1, 2], "y": 1, "z": 1}',
+    '{"x": [1, 2], "y": 1e400}', '{"x": [1, 2], "y": 1e-7}', '{"x": [1, 2], "y": 12345678901234567890123}',
+    '{"x": [1, 2], "y": true}', '{"x": [1, 2], "y": "nan"}', '{"x": [1, 2]}', '{"x": [1, 2, 3], "y": 1}',
+    '{"{": 1, "x": [1, 2], "y": 1}', '[1, 2]', '{}', '{"x": [1, 2], "y": [1, 1]}',
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_row_of_a_batch_gives_what_it_gives_alone(dtype):
+    """Rows with the same grad in every row but for a sign of zero, names in another order,
+    blank lines, lines that are not one object, and rows that are bad in every way, mixed with
+    plain rows: each line's result is what the line gives as the only row."""
+    program = parse("a = x * y; b = a + x")
+    rng = np.random.default_rng(3)
+    plain = [json.dumps({"x": rng.uniform(-2, 2, 2).round(2).tolist(), "y": round(float(rng.uniform(-2, 2)), 2)})
+             for _ in range(40)]
+    lines = plain[:20] + TRICKY_LINES + plain[20:]
+    options = dict(seeds=[np.ones(2)], dtype=dtype)
+    together = list(run_batch(program, lines, **options))
+    alone = []
+    for number, line in enumerate(lines, 1):
+        for result in run_batch(program, [line], **options):
+            alone.append(result._replace(line=number, error=result.error and result.error.replace(
+                "line 1:", f"line {number}:", 1)))
+    assert together == alone
+    assert sum(r.document is not None for r in together) > 40
+
+
+def test_rows_read_in_small_blocks_and_pieces_give_the_same_results(monkeypatch):
+    import gradcalc.batch
+    import gradcalc.cli
+
+    rng = np.random.default_rng(4)
+    lines = [json.dumps({"x": rng.uniform(-2, 2, 2).round(2).tolist(), "y": round(float(rng.uniform(-2, 2)), 2)})
+             for _ in range(300)]
+    lines[7], lines[150], lines[299] = "", '{"x": [1, 2]}', "not json"
+    text = "\n".join(lines) + "\n"
+    args = ["eval", "a = x * y; b = a + x", "--seed", "1,1", "--batch", "-"]
+    whole = CliRunner().invoke(app, args, input=text)
+    monkeypatch.setattr(gradcalc.cli, "BLOCK_CHARS", 100)
+    monkeypatch.setattr(gradcalc.batch, "PIECE", 250)
+    small = CliRunner().invoke(app, args, input=text)
+    assert whole.exit_code == small.exit_code == 2
+    assert whole.stdout == small.stdout and len(whole.stdout.splitlines()) == 297
+    assert whole.stderr == small.stderr
+    assert [e.split(":")[1].strip() for e in small.stderr.splitlines() if e.startswith("error:")] == \
+        ["line 151", "line 300"]
+
+
+@pytest.mark.parametrize("zeros", [["0.0", "-0.0"], ["0.0", "0.0"], ["-0.0", "-0.0"]])
+def test_a_grad_alike_in_every_row_but_its_zero_sign_is_written_row_by_row(zeros):
+    """The stacked rows' template holds what is the same, bit for bit, in every row: a grad of
+    0.0 in one row and -0.0 in another stays in each row's own text."""
+    program = parse("b = x * y")
+    lines = [f'{{"x": [1, 2], "y": {zeros[i % 2]}}}' for i in range(6)]
+    together = [r.document for r in run_batch(program, lines, seeds=[np.ones(2)])]
+    alone = [next(run_batch(program, [line], seeds=[np.ones(2)])).document for line in lines]
+    assert together == alone
+    assert [json.loads(d)["tensors"][0]["grad"][0] for d in together][:2] == [float(z) for z in zeros]
+    assert json.loads(together[1])["tensors"][0]["grad"] == [float(zeros[1])] * 2

@@ -26,7 +26,7 @@ from gradcalc.errors import GradcalcError, InputError, MissingInput
 from gradcalc.ops import OPS, Kind
 
 CHUNK = 8192        # lines at a time when rows are not all plain and alike
-PIECE = 1 << 20     # characters of whole lines at a time when they are
+PIECE = 1 << 18     # characters of whole lines at a time when they are
 # Elementwise rows whose results depend on a tensor's layout (torch's vector/scalar loops).
 _LAYOUT_DEPENDENT = {"maximum", "minimum"}
 
@@ -78,21 +78,23 @@ def run_batch_chunks(program: syntax.Program, blocks: Iterable[str], *, outputs=
     """The results of the non-blank lines, in order, a Chunk at a time. `blocks` are texts of
     whole lines, one after another: each block's lines are separated by "\n" (a block ends
     at the end of a line, without its "\n")."""
-    options = dict(outputs=outputs, seeds=seeds, retain=retain, no_grad=no_grad, dtype=dtype)
-    job = _Job(program, options, _elementwise_only(program), {})
-    first = 1  # the number of the block's first line
+    job = batch_job(program, outputs=outputs, seeds=seeds, retain=retain, no_grad=no_grad, dtype=dtype)
+    for first, text in numbered_pieces(blocks):
+        yield from job.run(first, text)
+
+
+def batch_job(program: syntax.Program, **options) -> "_Job":
+    """What every piece of one batch shares: the program, the options, the partials so far."""
+    return _Job(program, options, _elementwise_only(program), {})
+
+
+def numbered_pieces(blocks: Iterable[str]) -> Iterator[tuple[int, str]]:
+    """The blocks' text in pieces of whole lines (see _pieces), each with its first line's number."""
+    first = 1
     for block in blocks:
         for text in _pieces(block):
-            count = text.count("\n") + 1
-            uniform = _uniform(text, count) if job.stackable else None
-            if uniform is not None:  # the common case: a piece of plain rows of one shape, at once
-                raws, stacked = uniform
-                yield _chunk(_run_group(program, range(first, first + count), raws, options, True,
-                                        job.partials, stacked))
-            else:
-                for chunk in _numbered_chunks(text.split("\n"), first):
-                    yield _chunk(_run_chunk(job, chunk))
-            first += count
+            yield first, text
+            first += text.count("\n") + 1
 
 
 def _pieces(block: str) -> Iterator[str]:
@@ -125,6 +127,16 @@ class _Job(NamedTuple):
     stackable: bool            # elementwise only: rows of one shape can be stacked
     partials: dict             # symbolic partials by the inputs' shapes
 
+    def run(self, first: int, text: str) -> list[Chunk]:
+        """The results of a piece of lines (`first` the number of its first line), in Chunks."""
+        count = text.count("\n") + 1
+        uniform = _uniform(text, count) if self.stackable else None
+        if uniform is not None:  # the common case: a piece of plain rows of one shape, at once
+            raws, stacked = uniform
+            return [_chunk(_run_group(self.program, range(first, first + count), raws, self.options, True,
+                                      self.partials, stacked))]
+        return [_chunk(_run_chunk(self, chunk)) for chunk in _numbered_chunks(text.split("\n"), first)]
+
 
 def _run_chunk(job: _Job, chunk) -> list:
     """The chunk's results in order: RowResults, and Chunks for rows run stacked."""
@@ -138,6 +150,9 @@ def _run_chunk(job: _Job, chunk) -> list:
     results: dict[int, RowResult] = {}
     groups: dict[tuple, list] = {}
     for number, line in chunk:
+        if not line.isascii() and not _is_utf8(line):
+            results[number] = RowResult(number, None, _message(number, InputError("not valid UTF-8")))
+            continue
         raw = _plain_row(line)
         if raw is not None:  # numbers and lists only: grouped by shape, converted a group at once
             key = ("plain",) + tuple(sorted((name, _first_shape(v)) for name, v in raw.items()))
@@ -208,6 +223,16 @@ def _column(values: list) -> Optional[np.ndarray]:
     if type(first) is not list:
         return np.fromiter(values, np.float64, len(values))
     return np.array(values)
+
+
+def _is_utf8(line: str) -> bool:
+    """Whether the line was read from UTF-8 bytes (bytes that are not were read as lone
+    surrogates: see the command line's batch input)."""
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _message(number: int, error: GradcalcError) -> str:

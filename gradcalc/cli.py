@@ -109,6 +109,9 @@ def eval_command(
     jacobian: Annotated[bool, typer.Option(
         "--jacobian", help="Print the Jacobian of the output by each input "
                            "(torch.autograd.functional.jacobian) instead of the grads.")] = False,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", metavar="N", min=0,
+        help="Processes that share a --batch file's rows (default 0: one per CPU, at most 4).")] = 0,
     no_cache: NoCache = False,
     debug: Debug = False,
 ) -> None:
@@ -122,7 +125,9 @@ def eval_command(
         source = read_program(program)
         with cache.program(source, enabled=not no_cache):
             if batch is not None:
-                return _run_batch(source, batch, ctx.args, var, values, seed, output, retain, no_grad, dt.value)
+                return _run_batch(source, batch, ctx.args, var, values, seed, output, retain, no_grad, dt.value, jobs)
+            if jobs:
+                raise InputError("--jobs is for --batch")
             return evaluate_and_print(source, fmt, dt)
 
     def evaluate_and_print(source, fmt, dt) -> int:
@@ -518,30 +523,46 @@ def _guarded(run, debug: bool) -> None:
         raise typer.Exit(ExitCode.BAD_INPUT)
 
 
-def _run_batch(source, path, extra, var, values, seed, output, retain, no_grad, dtype) -> int:
-    """Rows from a JSON-lines file or stdin; documents on stdout, bad rows on stderr, exit 2 if any."""
-    from gradcalc.batch import run_batch_chunks
+def _run_batch(source, path, extra, var, values, seed, output, retain, no_grad, dtype, jobs) -> int:
+    """Rows from a JSON-lines file or stdin; documents on stdout, bad rows on stderr, exit 2 if any.
+    A file's rows are shared by `jobs` processes (0: one per CPU, see gradcalc.turns)."""
+    from gradcalc.batch import batch_job
     from gradcalc.parser import parse
+    from gradcalc.turns import can_share, default_workers, run_in_turns
     from gradcalc.values import parse_value
 
     if extra or var or values:
         raise InputError("--batch takes the input values from its rows, not from options")
-    stream = sys.stdin if path == "-" else _open_text(path, "batch file")
+    if path == "-":
+        stream = sys.stdin
+        if hasattr(stream, "reconfigure"):  # bytes that are not UTF-8 fail their line, not the batch
+            stream.reconfigure(errors="surrogateescape")
+    else:
+        stream = _open_text(path, "batch file")
+    job = batch_job(parse(source), outputs=output, seeds=[parse_value(s, "--seed") for s in seed],
+                    retain=_split(retain), no_grad=_split(no_grad), dtype=dtype)
     too_long: list[str] = []
-    chunks = run_batch_chunks(parse(source), _bounded_blocks(stream, too_long), outputs=output,
-                              seeds=[parse_value(s, "--seed") for s in seed],
-                              retain=_split(retain), no_grad=_split(no_grad), dtype=dtype)
-    failed = 0
     progress = _progress_on_terminal("rows")
-    with stream, progress or contextlib.nullcontext():
-        for chunk in chunks:
-            sys.stdout.write(chunk.text)
-            errors = [e for e in chunk.errors if e is not None]
-            for error in errors:
+    workers = jobs or default_workers()
+    if progress is not None or not can_share(stream, workers):
+        workers = 1
+
+    def write(chunk) -> None:
+        sys.stdout.write(chunk.text)
+        for error in chunk.errors:
+            if error is not None:
                 _error(error)
-            failed += len(errors)
-            if progress is not None:
-                progress.advance(progress.task_ids[0], len(chunk.lines))
+        if progress is not None:
+            progress.advance(progress.task_ids[0], len(chunk.lines))
+        if workers > 1:  # before the next worker's turn
+            sys.stdout.flush()
+            sys.stderr.flush()
+
+    def reopen():
+        return _bounded_blocks(_open_text(path, "batch file"), [])
+
+    with stream, progress or contextlib.nullcontext():
+        failed = run_in_turns(job.run, _bounded_blocks(stream, too_long), reopen, write, workers)
     for error in too_long:
         _error(error)
     sys.stdout.flush()
@@ -596,8 +617,10 @@ def _progress_on_terminal(what: str, total: Optional[int] = None):
 
 
 def _open_text(path: str, what: str):
+    """A text file of lines; bytes that are not UTF-8 are kept (as lone surrogates) for the
+    line that holds them to be reported, not the whole file."""
     try:
-        return open(path, encoding="utf-8")
+        return open(path, encoding="utf-8", errors="surrogateescape")
     except OSError as e:
         raise InputError(f"cannot read {what} {path!r}: {e.strerror}") from None
 

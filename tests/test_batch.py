@@ -261,3 +261,17 @@ def test_a_grad_alike_in_every_row_but_its_zero_sign_is_written_row_by_row(zeros
     assert together == alone
     assert [json.loads(d)["tensors"][0]["grad"][0] for d in together][:2] == [float(z) for z in zeros]
     assert json.loads(together[1])["tensors"][0]["grad"] == [float(zeros[1])] * 2
+
+
+def test_a_row_that_is_not_utf8_is_a_bad_row_and_the_others_go_on(tmp_path):
+    text = b'{"x": [1, 2]}\n{"x": [\xff, 2]}\n{"x": [3, 4]}\n{"x": [5, 6], "\xc3\xa9": 1}\n'
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(text)
+    for source, stdin in ((str(path), None), ("-", text)):
+        result = CliRunner().invoke(app, ["eval", "b = x*2", "--seed", "1,1", "--batch", source], input=stdin)
+        assert result.exit_code == 2
+        assert [json.loads(line)["tensors"][0]["data"] for line in result.stdout.splitlines()] == [[1.0, 2.0],
+                                                                                                   [3.0, 4.0]]
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert errors[0] == "error: line 2: not valid UTF-8"
+        assert errors[1].startswith("error: line 4: ") and "é" in errors[1]

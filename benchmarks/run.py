@@ -30,7 +30,9 @@ The cases (targets are gradcalc/PyTorch ratios of the same run unless said other
    PyTorch loop. gradcalc at 10**4 under 10 s; seconds per 1000 statements show the growth.
 4. batch: `--batch FILE.jsonl` of 100,000 rows (--quick: 20,000) of the reference program
    against a PyTorch loop over the rows (capped at 20,000 rows; --quick: 5,000). gradcalc
-   >= 100,000 rows/s, counted over the whole process, start-up included.
+   >= 100,000 rows/s, counted over the whole process, start-up included. gradcalc runs with its
+   default --jobs (the file shared by one process per CPU, at most 4); a note gives the median
+   of as many runs with --jobs 1 (one process) after the alternation.
 
 Outputs are compared once per case: start-up must match byte for byte (a mismatch is
 reported, the case is not met, and the script exits 1 after printing the table); the other
@@ -485,6 +487,15 @@ def case_batch(bench: Bench, rows: list[Row], n: int, torch_cap: int, notes: lis
                     yes(g_rate is not None and g_rate >= 100_000),
                     "" if g_rate is None else f"{g_rate:,.0f} rows/s",
                     "" if t_rate is None else f"{t_rate:,.0f} rows/s", ratio))
+    # The default shares the file among processes (one per CPU, at most 4): one process alone too.
+    alone = [bench.run(bench.gradcalc("eval", REFERENCE, "--seed", "1,1", "--batch", str(path), "--jobs", "1"))
+             for _ in range(bench.repeat)]
+    if all(run.ok for run in alone):
+        seconds = statistics.median(run.seconds for run in alone)
+        workers = min(len(os.sched_getaffinity(0)), 4) if hasattr(os, "sched_getaffinity") else 1
+        notes.append(f"batch: the table's gradcalc shares the file among {workers} processes (its default, "
+                     f"one per CPU, at most 4); in one process (`--jobs 1`, {len(alone)} runs after the "
+                     f"table's) it took a median {seconds:.3f} s, {n / seconds:,.0f} rows/s.")
     notes.append("[^batch]: batch's times are whole processes (start-up included) over different row "
                  "counts; its ratio is gradcalc's seconds per row / PyTorch's seconds per row "
                  "(below 1: gradcalc is faster per row).")

@@ -20,6 +20,7 @@ when the output is a real file descriptor; otherwise one process runs every piec
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import signal
 import sys
@@ -32,6 +33,7 @@ MAX_WORKERS = 4
 # A child's exit status: its stdout or stderr was closed (128 + SIGPIPE, as a shell reports it).
 CLOSED_OUTPUT = 128 + signal.SIGPIPE
 INTERNAL_ERROR = 70
+AFTER_A_STOP = 75  # the worker before this one stopped (so this one did too)
 
 
 def default_workers() -> int:
@@ -55,27 +57,28 @@ def can_share(stream, workers: int) -> bool:
     return regular
 
 
-def failures(chunk: Chunk) -> int:
-    return sum(error is not None for error in chunk.errors)
-
-
 def run_in_turns(run: Callable[[int, str], list[Chunk]], blocks: Iterable[str],
                  reopen: Callable[[], Iterable[str]], write: Callable[[Chunk], None],
                  workers: int) -> int:
-    """Every piece of `blocks` run by `run(first line, text)`, and its chunks written with
-    `write` (which writes and flushes) in order, by `workers` processes; the number of bad rows.
-    `reopen()` gives the same blocks again, from the start, for each child to read."""
+    """Every piece of `blocks` run by `run(first line, text)` and its chunks written in order
+    with `write`, by `workers` processes (`write` must leave nothing buffered when there are
+    several); the number of bad rows. `reopen()` gives the same blocks again, from the start,
+    for a child to read."""
     pieces = numbered_pieces(blocks)
     failed = 0
-    for index, (first, text) in enumerate(pieces):
-        for chunk in run(first, text):
-            write(chunk)
-            failed += failures(chunk)
-        if index == 0 and workers > 1:
-            break
-    else:
-        return failed  # one worker, or a single piece
-    return failed + _Ring(workers).run(run, pieces, reopen, write)
+    for first, text in itertools.islice(pieces, 1 if workers > 1 else None):
+        failed += _write(run(first, text), write)
+    second = next(pieces, None) if workers > 1 else None
+    if second is None:  # one worker, or a single piece
+        return failed
+    return failed + _Ring(workers).run(run, itertools.chain([second], pieces), reopen, write)
+
+
+def _write(chunks: list[Chunk], write) -> int:
+    """Write the chunks; the number of their bad rows."""
+    for chunk in chunks:
+        write(chunk)
+    return sum(error is not None for chunk in chunks for error in chunk.errors)
 
 
 class WorkerStopped(GradcalcError):
@@ -107,11 +110,10 @@ class _Ring:
         self._keep_ends()
         try:
             try:  # the first process goes on with the same pieces, from piece 1
-                failed = self._work(run, pieces, write)
+                failed, broken = self._work(run, pieces, write), False
             except _RingBroken:
-                self._collect()  # raises for the child that stopped
-                raise WorkerStopped("a batch worker stopped", hint="run the batch in one process: --jobs 1") from None
-            return failed + self._collect()
+                failed, broken = 0, True
+            return failed + self._collect(broken)
         finally:
             self._stop_children()
 
@@ -123,8 +125,10 @@ class _Ring:
             next(pieces, None)  # piece 0, written before the fork
             failed = self._work(run, pieces, write)
             os.write(self.counts[self.rank][1], str(failed).encode())
-        except (BrokenPipeError, _RingBroken):
-            status = CLOSED_OUTPUT  # stdout closed, or the first process gone: nothing to say
+        except BrokenPipeError:
+            status = CLOSED_OUTPUT  # stdout or stderr closed: nothing to say
+        except _RingBroken:
+            status = AFTER_A_STOP  # the worker before stopped: it, or the first process, says why
         except KeyboardInterrupt:
             status = 128 + signal.SIGINT
         except BaseException as e:  # noqa: BLE001 - a child must never return into the command line
@@ -158,31 +162,38 @@ class _Ring:
             chunks = run(first, text)
             if index > 1 and not os.read(turn_in, 1):  # piece 1 follows piece 0, written before the fork
                 raise _RingBroken()
-            for chunk in chunks:
-                write(chunk)
-                failed += failures(chunk)
+            failed += _write(chunks, write)
             try:
                 os.write(turn_out, b".")
             except BrokenPipeError:
                 pass  # the next worker had no more pieces and has ended
         return failed
 
-    def _collect(self) -> int:
-        """The children's counts of bad rows, once they have ended (raises for one that stopped)."""
-        failed = 0
-        for pid, rank in list(self.children.items()):
+    def _collect(self, broken: bool) -> int:
+        """The children's counts of bad rows, once they have all ended; raises if one of them
+        stopped (or `broken`: one was seen to stop), naming the cause: a worker that failed,
+        else a closed output."""
+        for end in self.open - {read for read, _ in self.counts}:  # no child waits for this process now
+            os.close(end)
+        self.open &= {read for read, _ in self.counts}
+        failed, codes = 0, {}
+        for pid, rank in sorted(self.children.items(), key=lambda item: item[1]):
             read, text = self.counts[rank][0], b""
             while data := os.read(read, 64):
                 text += data
             _, status = os.waitpid(pid, 0)
-            del self.children[pid]
-            code = os.waitstatus_to_exitcode(status)
-            if code == CLOSED_OUTPUT:  # as if this process had written to the closed output
-                raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
-            if code != 0 or not text:
-                raise WorkerStopped(f"batch worker {rank} stopped (exit status {code})",
-                                    hint="run the batch in one process: --jobs 1")
-            failed += int(text)
+            codes[rank] = 0 if text else os.waitstatus_to_exitcode(status)
+            failed += int(text or 0)
+        self.children.clear()
+        causes = [(rank, code) for rank, code in codes.items() if code not in (0, CLOSED_OUTPUT, AFTER_A_STOP)]
+        if causes:
+            rank, code = causes[0]
+            raise WorkerStopped(f"batch worker {rank} stopped (exit status {code})",
+                                hint="run the batch in one process: --jobs 1")
+        if CLOSED_OUTPUT in codes.values():  # as if this process had written to the closed output
+            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+        if broken or AFTER_A_STOP in codes.values():
+            raise WorkerStopped("a batch worker stopped", hint="run the batch in one process: --jobs 1")
         return failed
 
     def _stop_children(self) -> None:

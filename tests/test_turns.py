@@ -6,6 +6,7 @@ the descriptors themselves (under CliRunner there is one process only). Pieces a
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -90,19 +91,20 @@ def test_a_closed_output_ends_every_worker_quietly(tmp_path):
         assert b"Traceback" not in stderr and b"error" not in stderr
 
 
+@pytest.mark.parametrize("jobs", ["2", "3"])
 @pytest.mark.parametrize("line", [1800, 2900])
-def test_a_worker_that_fails_is_reported_and_nothing_hangs(tmp_path, line):
+def test_a_worker_that_fails_is_reported_and_nothing_hangs(tmp_path, line, jobs):
     path = rows_file(tmp_path, bad=False)
-    code, stdout, stderr = gradcalc(tmp_path, ["eval", "a = x * y; b = a + x", "--seed", "1,1", "--batch",
-                                               str(path), "--jobs", "2"], env={"FAIL_LINE": str(line)})
+    args = ["eval", "a = x * y; b = a + x", "--seed", "1,1", "--batch", str(path)]
+    code, stdout, stderr = gradcalc(tmp_path, [*args, "--jobs", jobs], env={"FAIL_LINE": str(line)})
     assert code == 2
-    assert "error: internal error in batch worker 1: RuntimeError: boom" in stderr
-    assert "error: batch worker 1 stopped (exit status 70)" in stderr and "--jobs 1" in stderr
+    stopped = re.search(r"error: internal error in batch worker (\d): RuntimeError: boom", stderr)
+    assert stopped, stderr
+    assert f"error: batch worker {stopped[1]} stopped (exit status 70)" in stderr and "--jobs 1" in stderr
     assert "Traceback" not in stderr
     written = stdout.decode().splitlines()
     assert line <= len(written) < line + 100  # the rows before the failing piece, in order
-    assert written == gradcalc(tmp_path, ["eval", "a = x * y; b = a + x", "--seed", "1,1", "--batch", str(path),
-                                          "--jobs", "1"])[1].decode().splitlines()[:len(written)]
+    assert written == gradcalc(tmp_path, [*args, "--jobs", "1"])[1].decode().splitlines()[:len(written)]
 
 
 def test_jobs_is_for_batch_only_and_not_negative(tmp_path):

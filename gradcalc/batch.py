@@ -1,16 +1,21 @@
 """`eval --batch FILE.jsonl`: one JSON object of values per line in, one SPEC §5 document per line out.
 
-The program is parsed once and its partials derived once. Rows are read in chunks and
-grouped by their inputs' shapes; the first row of a group is evaluated on its own (which
-also checks it), and when the program is elementwise only, the rest of the group is
-evaluated at once, stacked along a leading batch axis: elementwise ops and their backward
-formulas act on each row alone, so every row gets the numbers it would get by itself. A
-bad row is reported with its line number and the others go on.
+The program is parsed once and its partials derived once per shape. Rows are read in pieces
+of whole lines (about PIECE characters); when every line of a piece is a plain object of
+numbers under the same names with the same shapes, and the program is elementwise only, the
+piece is parsed at once and its rows evaluated at once, stacked along a leading batch axis:
+elementwise ops and their backward formulas act on each row alone, so every row gets the
+numbers it would get by itself. Otherwise the piece's lines are grouped by their inputs'
+shapes, CHUNK lines at a time; the first row of a group is evaluated on its own (which also
+checks it) and the group stacked when it can be, else run row by row. A bad row is reported
+with its line number and the others go on.
 
-Speed (100,000 rows a second is the aim) comes from doing per chunk, in C, what would be
-per row in Python: orjson parses a chunk of plain rows at once and writes each stacked
-array, whose text is cut into rows and joined with the row template's fixed text. Every
-document is byte for byte what the row alone would give (tests/test_batch.py).
+Speed (100,000 rows a second is the aim) comes from doing per piece, in C, what would be
+per row in Python: orjson parses a piece of plain rows at once and writes each stacked array
+that differs between rows, whose text is cut into rows and joined with the row template's
+fixed text (which holds what is the same in every row). Every document is byte for byte
+what the row alone would give (tests/test_batch.py). gradcalc.turns shares a file's pieces
+among processes.
 """
 
 from __future__ import annotations

@@ -84,8 +84,8 @@ def run_batch_chunks(program: syntax.Program, blocks: Iterable[str], *, outputs=
     whole lines, one after another: each block's lines are separated by "\n" (a block ends
     at the end of a line, without its "\n")."""
     job = batch_job(program, outputs=outputs, seeds=seeds, retain=retain, no_grad=no_grad, dtype=dtype)
-    for first, text in numbered_pieces(blocks):
-        yield from job.run(first, text)
+    for piece in numbered_pieces(blocks):
+        yield from job.run(*piece)
 
 
 def batch_job(program: syntax.Program, **options) -> "_Job":
@@ -93,13 +93,15 @@ def batch_job(program: syntax.Program, **options) -> "_Job":
     return _Job(program, options, _elementwise_only(program), {})
 
 
-def numbered_pieces(blocks: Iterable[str]) -> Iterator[tuple[int, str]]:
-    """The blocks' text in pieces of whole lines (see _pieces), each with its first line's number."""
+def numbered_pieces(blocks: Iterable[str]) -> Iterator[tuple[int, int, str]]:
+    """The blocks' text in pieces of whole lines (see _pieces): (the number of a piece's first
+    line, its count of lines, its text)."""
     first = 1
     for block in blocks:
         for text in _pieces(block):
-            yield first, text
-            first += text.count("\n") + 1
+            count = text.count("\n") + 1
+            yield first, count, text
+            first += count
 
 
 def _pieces(block: str) -> Iterator[str]:
@@ -132,9 +134,8 @@ class _Job(NamedTuple):
     stackable: bool            # elementwise only: rows of one shape can be stacked
     partials: dict             # symbolic partials by the inputs' shapes
 
-    def run(self, first: int, text: str) -> list[Chunk]:
-        """The results of a piece of lines (`first` the number of its first line), in Chunks."""
-        count = text.count("\n") + 1
+    def run(self, first: int, count: int, text: str) -> list[Chunk]:
+        """The results of a piece of `count` lines (`first` the number of its first), in Chunks."""
         uniform = _uniform(text, count) if self.stackable else None
         if uniform is not None:  # the common case: a piece of plain rows of one shape, at once
             raws, stacked = uniform
@@ -147,11 +148,7 @@ def _run_chunk(job: _Job, chunk) -> list:
     """The chunk's results in order: RowResults, and Chunks for rows run stacked."""
     from gradcalc.values import parse_json_values
 
-    program, options, stackable, partials = job
-    uniform = _uniform("\n".join(line for _, line in chunk), len(chunk)) if stackable else None
-    if uniform is not None:  # the common case: every row plain numbers of one shape
-        raws, stacked = uniform
-        return _run_group(program, [number for number, _ in chunk], raws, options, stackable, partials, stacked)
+    program, options, stackable, partials = job  # (the piece of these lines was not all plain rows alike)
     results: dict[int, RowResult] = {}
     groups: dict[tuple, list] = {}
     for number, line in chunk:

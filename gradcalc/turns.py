@@ -23,6 +23,7 @@ import errno
 import itertools
 import os
 import signal
+import stat
 import sys
 from typing import Callable, Iterable, Iterator
 
@@ -48,8 +49,6 @@ def can_share(stream, workers: int) -> bool:
     if workers < 2 or not hasattr(os, "fork"):
         return False
     try:
-        import stat
-
         regular = stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
         sys.stdout.fileno(), sys.stderr.fileno()  # written by every worker: real descriptors only
     except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
@@ -57,17 +56,17 @@ def can_share(stream, workers: int) -> bool:
     return regular
 
 
-def run_in_turns(run: Callable[[int, str], list[Chunk]], blocks: Iterable[str],
+def run_in_turns(run: Callable[[int, int, str], list[Chunk]], blocks: Iterable[str],
                  reopen: Callable[[], Iterable[str]], write: Callable[[Chunk], None],
                  workers: int) -> int:
-    """Every piece of `blocks` run by `run(first line, text)` and its chunks written in order
+    """Every piece of `blocks` run by `run(first line, lines, text)` and its chunks written in order
     with `write`, by `workers` processes (`write` must leave nothing buffered when there are
     several); the number of bad rows. `reopen()` gives the same blocks again, from the start,
     for a child to read."""
     pieces = numbered_pieces(blocks)
     failed = 0
-    for first, text in itertools.islice(pieces, 1 if workers > 1 else None):
-        failed += _write(run(first, text), write)
+    for piece in itertools.islice(pieces, 1 if workers > 1 else None):
+        failed += _write(run(*piece), write)
     second = next(pieces, None) if workers > 1 else None
     if second is None:  # one worker, or a single piece
         return failed
@@ -98,7 +97,7 @@ class _Ring:
         self.rank = 0
         self.open = {end for pipe in self.turns + self.counts for end in pipe}
 
-    def run(self, run, pieces: Iterator[tuple[int, str]], reopen, write) -> int:
+    def run(self, run, pieces: Iterator[tuple[int, int, str]], reopen, write) -> int:
         sys.stdout.flush()  # else a child would write what this process had buffered, again
         sys.stderr.flush()
         for rank in range(1, self.workers):
@@ -156,10 +155,10 @@ class _Ring:
         """Run and write this worker's pieces (of pieces 1 on); the number of their bad rows."""
         failed = 0
         turn_in, turn_out = self.turns[self.rank][0], self.turns[(self.rank + 1) % self.workers][1]
-        for index, (first, text) in enumerate(pieces, 1):
+        for index, piece in enumerate(pieces, 1):
             if (index - 1) % self.workers != self.rank:
                 continue
-            chunks = run(first, text)
+            chunks = run(*piece)
             if index > 1 and not os.read(turn_in, 1):  # piece 1 follows piece 0, written before the fork
                 raise _RingBroken()
             failed += _write(chunks, write)

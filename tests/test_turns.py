@@ -22,10 +22,10 @@ import gradcalc.batch
 gradcalc.batch.PIECE = int(os.environ["PIECE"])
 if os.environ.get("FAIL_LINE"):  # a bug in a worker: its first piece from that line on raises
     run, main_pid = gradcalc.batch._Job.run, os.getpid()
-    def failing(self, first, text):
+    def failing(self, first, count, text):
         if first >= int(os.environ["FAIL_LINE"]) and os.getpid() != main_pid:
             raise RuntimeError("boom")
-        return run(self, first, text)
+        return run(self, first, count, text)
     gradcalc.batch._Job.run = failing
 from gradcalc.cli import main
 sys.exit(main(sys.argv[1:]))

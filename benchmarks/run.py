@@ -65,11 +65,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Optional
 
 # Run-to-run noise of a whole process's time on a shared machine (seconds).
 NOISE_SECONDS = 0.1
@@ -220,15 +220,15 @@ def run_child(argv: list[str], *, env: dict, cwd: Path, scratch: Path, timeout: 
 @dataclass
 class Side:
     runs: list[Run] = field(default_factory=list)
-    error: Optional[str] = None
-    first: Optional[Run] = None     # the first successful timed run, for comparisons
+    error: str | None = None
+    first: Run | None = None     # the first successful timed run, for comparisons
 
     @property
-    def median(self) -> Optional[float]:
+    def median(self) -> float | None:
         return statistics.median(r.seconds for r in self.runs) if self.runs and not self.error else None
 
     @property
-    def peak_mb(self) -> Optional[float]:
+    def peak_mb(self) -> float | None:
         return max(r.maxrss_kb for r in self.runs) / 1024 if self.runs else None
 
 
@@ -256,7 +256,7 @@ class Bench:
         path.write_text(text)
         return path
 
-    def run(self, argv: list[str], env: Optional[dict] = None, timeout: float = GRADCALC_TIMEOUT) -> Run:
+    def run(self, argv: list[str], env: dict | None = None, timeout: float = GRADCALC_TIMEOUT) -> Run:
         return run_child(argv, env=env or self.env, cwd=self.tmp, scratch=self.scratch, timeout=timeout)
 
     def measure(self, label: str, gradcalc_argv: list[str], torch_argv: list[str],
@@ -302,7 +302,7 @@ class Row:
     met: str                            # yes / no / —
     gradcalc_note: str = ""             # appended to the time cell, e.g. rows/s
     torch_note: str = ""
-    ratio: Optional[float] = None       # default: gradcalc median / PyTorch median
+    ratio: float | None = None       # default: gradcalc median / PyTorch median
 
     def cells(self) -> list[str]:
         g, t = self.m.gradcalc, self.m.torch
@@ -320,7 +320,7 @@ def time_cell(side: Side, note: str) -> str:
     return f"{side.median:.3f}" + (f" ({note})" if note else "")
 
 
-def mb(value: Optional[float]) -> str:
+def mb(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}"
 
 
@@ -345,7 +345,7 @@ def warn(text: str) -> None:
     log(f"WARNING: {text}")
 
 
-def first_difference(a: bytes, b: bytes) -> Optional[str]:
+def first_difference(a: bytes, b: bytes) -> str | None:
     if a == b:
         return None
     la, lb = a.decode("utf-8", "replace").splitlines(), b.decode("utf-8", "replace").splitlines()
@@ -425,7 +425,7 @@ def compare_warn(label: str, m: Measured) -> None:
 
 def case_depth(bench: Bench, rows: list[Row], sizes: list[int], notes: list[str]) -> None:
     script = bench.script("depth_torch.py", DEPTH_TORCH)
-    medians: dict[int, Optional[float]] = {}
+    medians: dict[int, float | None] = {}
     for n in sizes:
         path = bench.tmp / f"depth_{n}.gc"
         statements = ["a1 = sin(x)*x + x*y"]

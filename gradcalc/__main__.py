@@ -1,5 +1,5 @@
 """`python -m gradcalc`."""
 
-from gradcalc.cli import main
+from gradcalc.cli.commands import main
 
 raise SystemExit(main())

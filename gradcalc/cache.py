@@ -21,8 +21,8 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 
 from gradcalc import __version__
 
@@ -41,7 +41,7 @@ def disabled_by_environment() -> bool:
 class Entry:
     """One program's cached derivations: sections of JSON-ready values by string keys."""
 
-    def __init__(self, path: Optional[Path]):
+    def __init__(self, path: Path | None):
         self.path = path
         self.sections: dict[str, dict] = {}
         self.changed = False
@@ -129,16 +129,16 @@ def entry_path(source: str) -> Path:
     return cache_dir() / f"{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()[:40]}.json"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _code_fingerprint() -> str:
     """gradcalc's own source files by name, size and time: an edited op table (a development
     install) never meets the derivations of the code before it, even at the same version."""
     package = Path(__file__).parent
     stats = []
-    for path in sorted(package.glob("*.py")):
+    for path in sorted(package.rglob("*.py")):
         with contextlib.suppress(OSError):
             st = path.stat()
-            stats.append(f"{path.name}:{st.st_size}:{st.st_mtime_ns}")
+            stats.append(f"{path.relative_to(package).as_posix()}:{st.st_size}:{st.st_mtime_ns}")
     return hashlib.sha256("\n".join(stats).encode()).hexdigest()
 
 

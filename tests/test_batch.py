@@ -4,7 +4,7 @@ import json
 
 from typer.testing import CliRunner
 
-from gradcalc.cli import app
+from gradcalc.cli.commands import app
 
 PROGRAM = "a = x + 2*y; b = (a + z/2).sum()"
 
@@ -53,11 +53,13 @@ def test_batch_takes_no_value_options():
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from gradcalc.batch import _elementwise_only, run_batch  # noqa: E402
-from gradcalc.ops import FUNCTIONS, Kind  # noqa: E402
-from gradcalc.parser import parse  # noqa: E402
-from gradcalc.render import json_document, symbolic_partials  # noqa: E402
-from gradcalc.session import evaluate  # noqa: E402
+from gradcalc.analysis.batch import _elementwise_only, run_batch  # noqa: E402
+from gradcalc.api import (
+    evaluate,  # noqa: E402
+    parse,  # noqa: E402
+)
+from gradcalc.engine.ops import FUNCTIONS, Kind  # noqa: E402
+from gradcalc.report.formats import json_document, symbolic_partials  # noqa: E402
 
 UNARY = sorted(n for n, r in FUNCTIONS.items() if r.kind is Kind.ELEMENTWISE and r.arity == 1)
 STACKED_PROGRAMS = [
@@ -93,7 +95,7 @@ def test_stacked_rows_match_rows_alone(source, dtype, nan):
     seeds = [np.full((2, 3), 0.5)]
     batched = [r.document for r in run_batch(program, lines, seeds=seeds, no_grad=["y"], dtype=dtype)]
     for line, got in zip(lines, batched):
-        from gradcalc.values import parse_json_values
+        from gradcalc.lang.values import parse_json_values
 
         alone = evaluate(program, parse_json_values(line, "row"), seeds=seeds, no_grad=["y"], dtype=dtype)
         want = json.dumps(json_document(alone, partials=symbolic_partials(alone)), allow_nan=False,
@@ -135,7 +137,7 @@ def test_batch_with_a_terminal_on_stderr_keeps_every_document_on_stdout():
 def test_batch_numbers_are_written_as_json_dumps_writes_them():
     """orjson's digits stand in for repr's in the stacked rows: the same text for every double
     json.dumps writes without an exponent; the others (and nan, inf) go the dict path."""
-    from gradcalc.batch import _fill, _plain_numbers
+    from gradcalc.analysis.batch import _fill, _plain_numbers
 
     rng = np.random.default_rng(5)
     bits = rng.integers(0, 2**64, 200_000, dtype=np.uint64).view(np.float64)
@@ -156,8 +158,8 @@ def test_batch_numbers_are_written_as_json_dumps_writes_them():
 def test_batch_float32_numbers_are_written_with_their_shortest_digits():
     """In stacked float32 rows orjson writes each float32 itself: the digits must be those the
     single documents write (NumPy's shortest digits, read as a double, written by json.dumps)."""
-    from gradcalc.batch import _fill, _plain_numbers
-    from gradcalc.render import json_numbers
+    from gradcalc.analysis.batch import _fill, _plain_numbers
+    from gradcalc.report.formats import json_numbers
 
     rng = np.random.default_rng(7)
     bits = rng.integers(0, 2**32, 400_000, dtype=np.uint32).view(np.float32)
@@ -172,7 +174,7 @@ def test_batch_float32_numbers_are_written_with_their_shortest_digits():
 
 
 def test_a_chunk_of_rows_is_stacked_only_when_every_row_is_like_the_first():
-    from gradcalc.batch import _column
+    from gradcalc.analysis.batch import _column
 
     assert _column([[1, 2], [3, 4.5]]).tolist() == [[1.0, 2.0], [3.0, 4.5]]
     assert _column([1, 2.5, -3]).tolist() == [1.0, 2.5, -3.0]
@@ -218,7 +220,7 @@ def test_every_row_of_a_batch_gives_what_it_gives_alone(dtype):
     plain = [json.dumps({"x": rng.uniform(-2, 2, 2).round(2).tolist(), "y": round(float(rng.uniform(-2, 2)), 2)})
              for _ in range(40)]
     lines = plain[:20] + TRICKY_LINES + plain[20:]
-    options = dict(seeds=[np.ones(2)], dtype=dtype)
+    options = {"seeds": [np.ones(2)], "dtype": dtype}
     together = list(run_batch(program, lines, **options))
     alone = []
     for number, line in enumerate(lines, 1):
@@ -230,8 +232,8 @@ def test_every_row_of_a_batch_gives_what_it_gives_alone(dtype):
 
 
 def test_rows_read_in_small_blocks_and_pieces_give_the_same_results(monkeypatch):
-    import gradcalc.batch
-    import gradcalc.cli
+    import gradcalc.analysis.batch
+    import gradcalc.cli.commands
 
     rng = np.random.default_rng(4)
     lines = [json.dumps({"x": rng.uniform(-2, 2, 2).round(2).tolist(), "y": round(float(rng.uniform(-2, 2)), 2)})
@@ -240,8 +242,8 @@ def test_rows_read_in_small_blocks_and_pieces_give_the_same_results(monkeypatch)
     text = "\n".join(lines) + "\n"
     args = ["eval", "a = x * y; b = a + x", "--seed", "1,1", "--batch", "-"]
     whole = CliRunner().invoke(app, args, input=text)
-    monkeypatch.setattr(gradcalc.cli, "BLOCK_CHARS", 100)
-    monkeypatch.setattr(gradcalc.batch, "PIECE", 250)
+    monkeypatch.setattr(gradcalc.cli.commands, "BLOCK_CHARS", 100)
+    monkeypatch.setattr(gradcalc.analysis.batch, "PIECE", 250)
     small = CliRunner().invoke(app, args, input=text)
     assert whole.exit_code == small.exit_code == 2
     assert whole.stdout == small.stdout and len(whole.stdout.splitlines()) == 297

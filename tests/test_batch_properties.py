@@ -18,9 +18,9 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import gradcalc.batch
-from gradcalc.batch import run_batch
-from gradcalc.parser import parse
+import gradcalc.analysis.batch
+from gradcalc.analysis.batch import run_batch
+from gradcalc.api import parse
 
 EXAMPLES = int(os.environ.get("GRADCALC_FUZZ_EXAMPLES", "150"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("GRADCALC_FUZZ_RANDOM"),
@@ -58,13 +58,13 @@ HALVES = ['{"x": [1, 2], "y": 1}, {"x": [3, 4]', '"y": 2}']
 def test_a_batch_gives_each_line_what_it_gives_alone(groups, piece, program, dtype):
     lines = [line for group in groups for line in group]
     source, seeds = program
-    program, options = parse(source), dict(seeds=seeds, dtype=dtype)
-    saved = gradcalc.batch.PIECE
-    gradcalc.batch.PIECE = piece
+    program, options = parse(source), {"seeds": seeds, "dtype": dtype}
+    saved = gradcalc.analysis.batch.PIECE
+    gradcalc.analysis.batch.PIECE = piece
     try:
         together = list(run_batch(program, lines, **options))
     finally:
-        gradcalc.batch.PIECE = saved
+        gradcalc.analysis.batch.PIECE = saved
     alone = []
     for number, line in enumerate(lines, 1):
         for result in run_batch(program, [line], **options):

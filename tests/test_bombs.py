@@ -99,7 +99,7 @@ def arguments(bomb, tmp: Path) -> list[str]:
 def test_bomb_ends_with_an_answer_or_a_limit(bomb, tmp_path):
     from typer.testing import CliRunner
 
-    from gradcalc.cli import app
+    from gradcalc.cli.commands import app
 
     _, _, code, expected = bomb
     start = time.perf_counter()

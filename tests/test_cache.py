@@ -21,11 +21,11 @@ PROGRAMS = [
      "--x", "1,-2,3", "--y", "0.5,0.5,-1", "--dtype", "float64"],
 ]
 # Blocks SymPy, then runs gradcalc: a call that needed SymPy fails instead of printing.
-WITHOUT_SYMPY = "import sys; sys.modules['sympy'] = None; from gradcalc.cli import main; sys.exit(main(sys.argv[1:]))"
+WITHOUT_SYMPY = "import sys; sys.modules['sympy'] = None; from gradcalc.cli.commands import main; sys.exit(main(sys.argv[1:]))"
 
 
 def gradcalc(args, cache_home, *, sympy=True, env=None, input=None):
-    code = "from gradcalc.cli import main; import sys; sys.exit(main(sys.argv[1:]))" if sympy else WITHOUT_SYMPY
+    code = "from gradcalc.cli.commands import main; import sys; sys.exit(main(sys.argv[1:]))" if sympy else WITHOUT_SYMPY
     environment = {**{k: v for k, v in os.environ.items() if k != "GRADCALC_NO_CACHE"},  # the cache under test
                    "XDG_CACHE_HOME": str(cache_home), **(env or {})}
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=environment,
@@ -102,7 +102,7 @@ def test_a_corrupt_entry_is_ignored_and_rewritten(tmp_path, damage):
     elif damage in ("wrong tree", "foreign call"):  # checksum right, contents wrong
         body = json.loads(document["body"])
         tree = "not a tree" if damage == "wrong tree" else ["call", "save", [["g"], ["arg", 0]]]
-        body["vjp"] = {key: tree for key in body["vjp"]}
+        body["vjp"] = dict.fromkeys(body["vjp"], tree)
         document["body"] = json.dumps(body)
         document["checksum"] = cache._checksum(document["body"])
         path.write_text(json.dumps(document))
@@ -125,7 +125,7 @@ def test_an_unwritable_cache_directory_changes_nothing_but_speed(tmp_path):
 
 def test_concurrent_calls_share_one_whole_entry(tmp_path):
     args = ["eval", *PROGRAMS[1], "--format", "json"]
-    code = "from gradcalc.cli import main; import sys; sys.exit(main(sys.argv[1:]))"
+    code = "from gradcalc.cli.commands import main; import sys; sys.exit(main(sys.argv[1:]))"
     environment = {**{k: v for k, v in os.environ.items() if k != "GRADCALC_NO_CACHE"}, "XDG_CACHE_HOME": str(tmp_path)}
     procs = [subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True,
                               env=environment) for _ in range(4)]

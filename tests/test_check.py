@@ -5,10 +5,10 @@ import dataclasses
 import pytest
 from typer.testing import CliRunner
 
-from gradcalc import derive
-from gradcalc.cli import app
-from gradcalc.numeric import call
-from gradcalc.ops import OPS
+from gradcalc.cli.commands import app
+from gradcalc.engine import derive
+from gradcalc.engine.numeric import call
+from gradcalc.engine.ops import OPS
 
 REFERENCE = ["a = x + 2*y; b = a + z/2", "--x", "2,1", "--y", "1,3", "--z", "5,2", "--seed", "1,1"]
 

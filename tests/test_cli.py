@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gradcalc import __version__
-from gradcalc.cli import app, main
+from gradcalc.cli.commands import app, main
 
 REFERENCE = ["eval", "a = x + 2*y; b = a + z/2", "--x", "2,1", "--y", "1,3", "--z", "5,2",
              "--seed", "1,1", "--retain", "a", "--format", "torch"]

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 from typer.testing import CliRunner
 
-from gradcalc.cli import app
+from gradcalc.cli.commands import app
 
 REFERENCE = "a = x + 2*y; b = a + z/2"
 

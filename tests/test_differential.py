@@ -18,23 +18,21 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
-
-from gradcalc import syntax
-from gradcalc.errors import GradcalcError
-from gradcalc.graph import Const, Node
-from gradcalc.ops import OPS, Kind
-from gradcalc.parser import parse
-from gradcalc.render import render_torch
-from gradcalc.session import evaluate
-
 from torch_oracle import ORACLE_OPS, OracleOp, OracleResult, run_torch, torch_repr
+
+from gradcalc.api import evaluate, parse
+from gradcalc.engine.graph import Const, Node
+from gradcalc.engine.ops import OPS, Kind
+from gradcalc.errors import GradcalcError
+from gradcalc.lang import syntax
+from gradcalc.report.formats import render_torch
 
 RTOL = {"float32": 1e-5, "float64": 1e-12}
 ATOL = {"float32": 1e-30, "float64": 1e-300}
@@ -73,8 +71,8 @@ class Case:
         return [np.asarray(s, dtype=np.float64) for s in self.seeds]
 
     def kwargs(self) -> dict:
-        return dict(outputs=self.outputs, seeds=self.seed_arrays(), retain=self.retain,
-                    no_grad=self.no_grad, dtype=self.dtype)
+        return {"outputs": self.outputs, "seeds": self.seed_arrays(), "retain": self.retain,
+                    "no_grad": self.no_grad, "dtype": self.dtype}
 
     def cli_args(self, fmt: str = "torch") -> list[str]:
         args = ["eval", self.program]
@@ -132,11 +130,11 @@ class Outcome:
     case: Case
     torch: OracleResult
     evaluation: Any = None
-    error: Optional[GradcalcError] = None
+    error: GradcalcError | None = None
     notes: list[str] = field(default_factory=list)
-    overrides: Optional[dict] = None       # the oracle's op overrides (BUG_MODELS), if any
-    _reference: Optional[OracleResult] = None
-    _nudged: Optional[list] = None
+    overrides: dict | None = None       # the oracle's op overrides (BUG_MODELS), if any
+    _reference: OracleResult | None = None
+    _nudged: list | None = None
 
     def other_precision(self) -> OracleResult:
         """Torch on the same inputs in the other dtype: where torch's float32 and float64
@@ -354,7 +352,7 @@ def _within_torchs_own_error(o: Outcome, name: str, what: str, got, want, bad: n
     return bool(np.all(boundary | close))
 
 
-def _field(run: OracleResult, name: str, what: str, shape) -> Optional[np.ndarray]:
+def _field(run: OracleResult, name: str, what: str, shape) -> np.ndarray | None:
     if run.error is not None or name not in run.tensors:
         return None
     value = run[name].data if what == "data" else run[name].grad
@@ -964,7 +962,7 @@ class _Gen:
 
     # -- leaves
 
-    def new_input(self, shape=None) -> Optional[tuple]:
+    def new_input(self, shape=None) -> tuple | None:
         free = [n for n in INPUT_NAMES if n not in self.env]
         if not free:
             return None

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gradcalc.cli import app
-from gradcalc.exact import exact_repr, to_exact
-from gradcalc.ops import FUNCTIONS, Kind
-from gradcalc.session import evaluate
+from gradcalc.api import evaluate
+from gradcalc.cli.commands import app
+from gradcalc.engine.exact import exact_repr, to_exact
+from gradcalc.engine.ops import FUNCTIONS, Kind
 
 
 def test_thirds_stay_thirds():

@@ -4,7 +4,7 @@ import json
 
 from typer.testing import CliRunner
 
-from gradcalc.cli import app
+from gradcalc.cli.commands import app
 
 VALUES = ["--x", "2,1", "--y", "1,3", "--z", "5,2", "--seed", "1,1"]
 

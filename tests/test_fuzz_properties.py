@@ -17,11 +17,10 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gradcalc.api import evaluate, parse
+from gradcalc.engine.ops import FUNCTIONS
 from gradcalc.errors import GradcalcError
-from gradcalc.ops import FUNCTIONS
-from gradcalc.parser import parse
-from gradcalc.render import render_csv, render_json, render_table, render_torch
-from gradcalc.session import evaluate
+from gradcalc.report.formats import render_csv, render_json, render_table, render_torch
 
 EXAMPLES = int(os.environ.get("GRADCALC_FUZZ_EXAMPLES", "150"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("GRADCALC_FUZZ_RANDOM"),

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from gradcalc.backward import unbroadcast
+from gradcalc.api import evaluate
+from gradcalc.engine.backward import unbroadcast
+from gradcalc.engine.graph import Const
 from gradcalc.errors import InputError, TorchError
-from gradcalc.graph import Const
-from gradcalc.session import evaluate
 
 
 def run(source, seeds=(), **values):

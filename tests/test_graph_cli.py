@@ -3,7 +3,7 @@
 import pytest
 from typer.testing import CliRunner
 
-from gradcalc.cli import app
+from gradcalc.cli.commands import app
 
 torch = pytest.importorskip("torch")
 

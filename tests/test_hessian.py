@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gradcalc.cli import app
-from gradcalc.hessian import hessian
-from gradcalc.session import evaluate, output_node
+from gradcalc.analysis.hessian import hessian
+from gradcalc.api import evaluate, output_node
+from gradcalc.cli.commands import app
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

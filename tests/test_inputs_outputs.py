@@ -6,7 +6,7 @@ import io
 import numpy as np
 from typer.testing import CliRunner
 
-from gradcalc.cli import app
+from gradcalc.cli.commands import app
 
 
 def run(*args, input=None):

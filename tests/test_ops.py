@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from gradcalc.derive import display_partial, vjp_tree
-from gradcalc.numeric import evaluate
-from gradcalc.ops import FUNCTIONS, OPS, Kind
+from gradcalc.engine.derive import display_partial, vjp_tree
+from gradcalc.engine.numeric import evaluate
+from gradcalc.engine.ops import FUNCTIONS, OPS, Kind
 
 ELEMENTWISE = [row for row in OPS.values() if row.kind is Kind.ELEMENTWISE]
 OTHERS = [row for row in OPS.values() if row.vjp is not None]
@@ -59,7 +59,7 @@ def test_hand_written_rules_match_central_differences(row):
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
 def test_every_function_parses_as_call_and_method(name):
-    from gradcalc.parser import parse
+    from gradcalc.api import parse
 
     row = FUNCTIONS[name]
     others = ", ".join(["y"] * (row.arity - 1))
@@ -85,5 +85,5 @@ def test_importing_the_table_imports_no_sympy():
     import subprocess
     import sys
 
-    code = "import gradcalc.ops, gradcalc.graph, gradcalc.backward, sys; assert 'sympy' not in sys.modules"
+    code = "import gradcalc.engine.ops, gradcalc.engine.graph, gradcalc.engine.backward, sys; assert 'sympy' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

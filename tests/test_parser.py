@@ -13,10 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gradcalc import ops
+from gradcalc.api import parse
+from gradcalc.engine import ops
 from gradcalc.errors import ParseError
-from gradcalc.parser import MAX_DEPTH, parse
-from gradcalc.syntax import Assign, Call, Name, Number, Pos, RetainGrad
+from gradcalc.lang.parser import MAX_DEPTH
+from gradcalc.lang.syntax import Assign, Call, Name, Number, Pos, RetainGrad
 
 
 def sx(expr) -> str:
@@ -716,7 +717,7 @@ def test_many_statements():
 
 def test_limits_on_program_size_and_operations():
     from gradcalc.errors import InputError
-    from gradcalc.parser import MAX_OPERATIONS, MAX_PROGRAM_CHARS
+    from gradcalc.lang.parser import MAX_OPERATIONS, MAX_PROGRAM_CHARS
 
     with pytest.raises(InputError, match="longer than 1,000,000 characters"):
         parse("b = x" + " " * MAX_PROGRAM_CHARS)
@@ -736,14 +737,14 @@ def test_error_after_many_statements_has_the_right_line():
 
 
 def test_parser_never_imports_sympy():
-    code = "import gradcalc.parser, sys; assert 'sympy' not in sys.modules, 'sympy imported'"
+    code = "import gradcalc.lang.parser, sys; assert 'sympy' not in sys.modules, 'sympy imported'"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parents[1])
     assert result.returncode == 0, result.stderr
 
 
 def test_parser_source_uses_no_evaluation():
-    tree = ast.parse(Path(__file__).resolve().parents[1].joinpath("gradcalc", "parser.py").read_text())
+    tree = ast.parse(Path(__file__).resolve().parents[1].joinpath("gradcalc", "lang", "parser.py").read_text())
     forbidden = {"eval", "exec", "compile", "__import__", "sympify", "parse_expr", "lambdify", "getattr"}
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gradcalc.shortest import _float32_shortest, float32_shortest
+from gradcalc.report.shortest import _float32_shortest, float32_shortest
 
 
 def reference(array: np.ndarray) -> np.ndarray:

@@ -4,7 +4,7 @@ import xml.etree.ElementTree as ET
 
 from typer.testing import CliRunner
 
-from gradcalc.cli import app
+from gradcalc.cli.commands import app
 
 CASE = """
 [[case]]

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes
 from numpy import inf, nan
 
-from gradcalc.tensor_str import PRINT_OPTIONS, PrintOptions, tensor_repr
+from gradcalc.report.tensor_str import PRINT_OPTIONS, PrintOptions, tensor_repr
 
 F32, F64 = np.float32, np.float64
 
@@ -1152,7 +1152,7 @@ def test_works_without_torch():
     code = (
         "import sys; sys.modules['torch'] = None\n"
         "import numpy as np\n"
-        "from gradcalc.tensor_str import tensor_repr\n"
+        "from gradcalc.report.tensor_str import tensor_repr\n"
         "print(tensor_repr(np.array([0.5, 2.0]), grad_fn='AddBackward0'))\n"
     )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from gradcalc.ops import OPS
-from gradcalc.summation import torch_sum
+from gradcalc.engine.ops import OPS
+from gradcalc.engine.summation import torch_sum
 
 torch = pytest.importorskip("torch")
 

@@ -1,8 +1,8 @@
-"""A batch file shared by forked workers (gradcalc.turns): the same bytes as one process.
+"""A batch file shared by forked workers (gradcalc.analysis.turns): the same bytes as one process.
 
 These run gradcalc as a whole process, its stdout and stderr real files: the workers write to
 the descriptors themselves (under CliRunner there is one process only). Pieces are made small
-(gradcalc.batch.PIECE) so that a small file has many, and every worker has several."""
+(gradcalc.analysis.batch.PIECE) so that a small file has many, and every worker has several."""
 
 import json
 import os
@@ -18,16 +18,16 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="wo
 # gradcalc's command line with small pieces, and optionally a piece that fails in a worker.
 LAUNCH = """
 import os, sys
-import gradcalc.batch
-gradcalc.batch.PIECE = int(os.environ["PIECE"])
+import gradcalc.analysis.batch
+gradcalc.analysis.batch.PIECE = int(os.environ["PIECE"])
 if os.environ.get("FAIL_LINE"):  # a bug in a worker: its first piece from that line on raises
-    run, main_pid = gradcalc.batch._Job.run, os.getpid()
+    run, main_pid = gradcalc.analysis.batch._Job.run, os.getpid()
     def failing(self, first, count, text):
         if first >= int(os.environ["FAIL_LINE"]) and os.getpid() != main_pid:
             raise RuntimeError("boom")
         return run(self, first, count, text)
-    gradcalc.batch._Job.run = failing
-from gradcalc.cli import main
+    gradcalc.analysis.batch._Job.run = failing
+from gradcalc.cli.commands import main
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from gradcalc.errors import InputError
-from gradcalc.values import parse_json_values, parse_value
+from gradcalc.lang.values import parse_json_values, parse_value
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -12,14 +12,14 @@ import contextlib
 import io
 import operator
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
-from gradcalc import syntax
-from gradcalc.parser import parse
+from gradcalc.api import parse
+from gradcalc.lang import syntax
 
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -41,7 +41,7 @@ def _method(name: str) -> Callable:
     return lambda t: getattr(t, name)()
 
 
-# Keyed by the op names of `gradcalc.ops.OPS`. Entries for ops the SPEC promises but the
+# Keyed by the op names of `gradcalc.engine.ops.OPS`. Entries for ops the SPEC promises but the
 # table does not declare yet are harmless; a declared op without an entry fails a test.
 ORACLE_OPS: dict[str, OracleOp] = {
     # operators, as Python evaluates them on tensors and floats
@@ -78,17 +78,17 @@ class TensorReport:
 
     name: str
     is_tensor: bool
-    data: Union[np.ndarray, float]          # a float for a name bound to a Python number
-    grad: Optional[np.ndarray] = None
+    data: np.ndarray | float          # a float for a name bound to a Python number
+    grad: np.ndarray | None = None
     requires_grad: bool = False
     is_leaf: bool = True
-    grad_fn: Optional[str] = None
+    grad_fn: str | None = None
     retains_grad: bool = False
-    printed: Optional[str] = None           # `print(t.data, t.grad)` without the newline
+    printed: str | None = None           # `print(t.data, t.grad)` without the newline
     # With run_torch(grad_scales=True): the sum of |each contribution| accumulated into the
     # grad, the scale of its rounding error where contributions cancel (see GradScales).
-    grad_scale: Optional[np.ndarray] = None
-    tensor: Optional[torch.Tensor] = field(default=None, repr=False)
+    grad_scale: np.ndarray | None = None
+    tensor: torch.Tensor | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -105,7 +105,7 @@ class OracleError:
 class OracleResult:
     names: list[str]                          # report order: inputs, then assigned names
     tensors: dict[str, TensorReport]
-    error: Optional[OracleError] = None
+    error: OracleError | None = None
     stdout: str = ""                          # `--format torch`: the print lines, in order
 
     def __getitem__(self, name: str) -> TensorReport:
@@ -143,11 +143,11 @@ def _preorder(expr: syntax.Expr):
             stack.extend(reversed(e.args))
 
 
-def run_torch(source: Union[str, syntax.Program], values: dict[str, np.ndarray], *,
-              outputs: Sequence[str] = (), seeds: Sequence[Optional[np.ndarray]] = (),
+def run_torch(source: str | syntax.Program, values: dict[str, np.ndarray], *,
+              outputs: Sequence[str] = (), seeds: Sequence[np.ndarray | None] = (),
               retain: Sequence[str] = (), no_grad: Sequence[str] = (),
               dtype: str = "float32",
-              overrides: Optional[dict[str, OracleOp]] = None,
+              overrides: dict[str, OracleOp] | None = None,
               grad_scales: bool = False) -> OracleResult:
     """Run the program as the PyTorch program it stands for, then `backward` on each output.
 
@@ -211,7 +211,7 @@ class GradScales:
         self.hooked: set = set()
         self.leaf_nodes: dict[int, object] = {}
 
-    def watch(self, out: torch.Tensor, seed: Optional[torch.Tensor]) -> None:
+    def watch(self, out: torch.Tensor, seed: torch.Tensor | None) -> None:
         if seed is not None and seed.shape != out.shape:
             return                               # backward() raises torch's "Mismatch in shape"
         start = out.grad_fn
@@ -248,7 +248,7 @@ class GradScales:
                 previous = _sum_to(np.asarray(previous), magnitude.shape)
         self.sums[key] = (0.0 if previous is None else previous) + magnitude
 
-    def of(self, t: torch.Tensor) -> Optional[np.ndarray]:
+    def of(self, t: torch.Tensor) -> np.ndarray | None:
         key = self.leaf_nodes.get(id(t)) if t.is_leaf else t.grad_fn
         total = 0.0
         for k in (key, ("leaf", id(t))):

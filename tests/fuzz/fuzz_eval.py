@@ -19,14 +19,13 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports(include=["gradcalc"]):
-    import gradcalc.batch
-    from gradcalc.batch import run_batch
+    import gradcalc.analysis.batch
+    from gradcalc.analysis.batch import run_batch
+    from gradcalc.api import evaluate, parse
+    from gradcalc.engine.graph import find_inputs
     from gradcalc.errors import GradcalcError
-    from gradcalc.graph import find_inputs
-    from gradcalc.parser import parse
-    from gradcalc.render import render_csv, render_json, render_torch
-    from gradcalc.session import evaluate
-    from gradcalc.values import parse_json_values, parse_value
+    from gradcalc.lang.values import parse_json_values, parse_value
+    from gradcalc.report.formats import render_csv, render_json, render_torch
 
 import numpy as np
 
@@ -42,7 +41,7 @@ def batch_rows(text: str, choices: bytes) -> None:
     """The text's lines as batch rows: each line gets what it gets as the only row."""
     source, seeds = BATCH[choices[1] % 2 if len(choices) > 1 else 0]
     program, lines = parse(source), text.split("\n")[:40]
-    gradcalc.batch.PIECE = 8 + (choices[2] if len(choices) > 2 else 0)
+    gradcalc.analysis.batch.PIECE = 8 + (choices[2] if len(choices) > 2 else 0)
     together = list(run_batch(program, lines, seeds=seeds))
     alone = []
     for number, line in enumerate(lines, 1):

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gradcalc.api import output_node
+from gradcalc.engine.graph import Graph, Node
 from gradcalc.errors import TorchError
-from gradcalc.graph import Graph, Node
-from gradcalc.session import output_node
-from gradcalc.tensor_str import tensor_repr
+from gradcalc.report.tensor_str import tensor_repr
 
 if TYPE_CHECKING:
     from rich.tree import Tree
@@ -29,10 +29,10 @@ class GradNode:
     id: int                      # the tensor's node id in the gradcalc graph
     label: str                   # "a: AddBackward0", "x: AccumulateGrad", "MulBackward0"
     grad_fn: str                 # the grad_fn's class name, or "AccumulateGrad" for a leaf
-    name: Optional[str]          # the program's name(s) for the tensor, "a" or "a, c"
+    name: str | None          # the program's name(s) for the tensor, "a" or "a, c"
     shape: tuple[int, ...]
     value: np.ndarray
-    grad: Optional[np.ndarray]   # a leaf's .grad, a retained grad, else None
+    grad: np.ndarray | None   # a leaf's .grad, a retained grad, else None
 
     @property
     def is_leaf(self) -> bool:
@@ -42,7 +42,7 @@ class GradNode:
 @dataclass(frozen=True)
 class GradEdge:
     parent: int
-    child: Optional[int]         # None where next_functions shows (None, 0)
+    child: int | None         # None where next_functions shows (None, 0)
     index: int                   # the position in the parent's next_functions
 
 
@@ -77,7 +77,7 @@ def grad_graph(graph: Graph, output_name: str) -> GradGraph:
     return GradGraph(nodes, edges)
 
 
-def _next_functions(node: Node) -> list[Optional[Node]]:
+def _next_functions(node: Node) -> list[Node | None]:
     """The tensors behind `node.grad_fn.next_functions`: None for those without grad."""
     if node.is_leaf:
         return []
@@ -134,7 +134,7 @@ def _field(key: str, text: str) -> str:
 TREE_DEPTH = 16  # deeper subtrees continue as sections of their own: rich indents every level
 
 
-def render_tree(g: GradGraph, *, with_values: bool, max_depth: int = TREE_DEPTH) -> "Tree":
+def render_tree(g: GradGraph, *, with_values: bool, max_depth: int = TREE_DEPTH) -> Tree:
     """next_functions as nested branches. A shared subtree is expanded once, at its first
     appearance, and referred to elsewhere; a subtree deeper than `max_depth` continues as
     a section of its own below, so that a long chain never indents past the screen."""
@@ -155,7 +155,7 @@ class _TreeWalk:
         self.continued: set[int] = set()       # deferred to a section of their own
         self.anchors: dict[int, int] = {}
 
-    def run(self, root: "Tree") -> "Tree":
+    def run(self, root: Tree) -> Tree:
         for node_id in self.sections:          # grows as deep subtrees are deferred
             self._section(root.add(""), node_id)
         return root

@@ -14,15 +14,16 @@ importing this module imports neither SymPy nor anything slow.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable, Optional, Union
+from typing import Union
 
 import numpy as np
 
-from gradcalc import rules
-from gradcalc.summation import torch_sum
-from gradcalc.numeric import LIBM, call, erf, torch_pow, torch_sign, vector_lanes, where
+from gradcalc.engine import rules
+from gradcalc.engine.numeric import LIBM, call, erf, torch_pow, torch_sign, vector_lanes, where
+from gradcalc.engine.summation import torch_sum
 
 
 class Kind(str, Enum):
@@ -38,7 +39,7 @@ GradFnName = Union[str, Callable[[tuple[bool, ...]], str]]
 # A rewrite into other rows by operand kinds (tensor or number) and shapes (None for a
 # number): (op name, args) where an arg is an operand index or a nested (op name, args)
 # call; None keeps the row as it is.
-Lowering = Callable[[tuple[bool, ...], tuple], Optional[tuple]]
+Lowering = Callable[[tuple[bool, ...], tuple], tuple | None]
 
 
 @dataclass(frozen=True)
@@ -46,32 +47,32 @@ class Op:
     name: str
     arity: int
     forward: Callable[..., np.ndarray]
-    grad_fn: Optional[GradFnName]
+    grad_fn: GradFnName | None
     kind: Kind = Kind.ELEMENTWISE
     # Elementwise: (sympy, *symbols) -> the op's value as a SymPy expression.
-    form: Optional[Callable] = None
+    form: Callable | None = None
     # Elementwise: (g, result, *args) -> {arg index: PyTorch's backward formula}, as
     # `numeric.Term`s, where it differs from grad * SymPy's derivative at edge points
     # (masks, 0**0) or in float rounding (the order of operations). Used for numbers only;
     # the display keeps SymPy's derivative.
-    torch_vjps: Optional[Callable] = None
+    torch_vjps: Callable | None = None
     # Non-elementwise: (grad, args, result) -> one gradient per argument.
-    vjp: Optional[Callable] = None
+    vjp: Callable | None = None
     # Non-elementwise: (sympy, arg exprs, arg shapes) -> one display partial per argument,
     # and (sympy, arg exprs) -> the display value (default: a function call `name(args)`).
-    display_partials: Optional[Callable] = None
-    display_value: Optional[Callable] = None
+    display_partials: Callable | None = None
+    display_value: Callable | None = None
     # Operand shapes -> None, or a ShapeError worded as torch words it.
-    check: Optional[Callable] = None
+    check: Callable | None = None
     # Numbers become 0-d tensors (torch.tensor(2.)) where torch takes tensors only.
-    tensor_args: Union[bool, Callable[[tuple[bool, ...]], bool]] = False
+    tensor_args: bool | Callable[[tuple[bool, ...]], bool] = False
     # False for operators (`+`, unary `-`, ...) and internal rows: not callable by name.
     function: bool = True
-    lower: Optional[Lowering] = None
+    lower: Lowering | None = None
     # Reached only through another row's lowering (matmul -> mv, mm, ...), never written.
     internal: bool = False
 
-    def grad_fn_name(self, tensor_args: tuple[bool, ...]) -> Optional[str]:
+    def grad_fn_name(self, tensor_args: tuple[bool, ...]) -> str | None:
         if callable(self.grad_fn):
             return self.grad_fn(tensor_args)
         return self.grad_fn
@@ -89,7 +90,7 @@ def _by_kinds(tt: str, tn: str, nt: str) -> Callable[[tuple[bool, ...]], str]:
     return name
 
 
-def _rdiv_lowering(kinds, shapes) -> Optional[tuple]:
+def _rdiv_lowering(kinds, shapes) -> tuple | None:
     # torch evaluates `2 / x` as `x.reciprocal() * 2`: MulBackward0 over ReciprocalBackward0.
     if kinds == (False, True):
         return ("mul", (("reciprocal", (1,)), 0))
@@ -286,3 +287,5 @@ OPS: dict[str, Op] = {row.name: row for row in ROWS}
 
 # What a program may call by name (`exp(x)`, `x.exp()`), for the parser and its hints.
 FUNCTIONS: dict[str, Op] = {name: row for name, row in OPS.items() if row.function}
+# The language's vocabulary for the parser: each callable name and its arity.
+ARITIES: dict[str, int] = {name: row.arity for name, row in FUNCTIONS.items()}

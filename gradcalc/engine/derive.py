@@ -10,8 +10,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 from gradcalc import cache
-from gradcalc.numeric import RESULT, G, arg_terms, lift
-from gradcalc.ops import OPS
+from gradcalc.engine.numeric import RESULT, G, arg_terms, lift
+from gradcalc.engine.ops import OPS
 
 # SymPy function classes and the numeric.evaluate name of each.
 _FUNCTIONS = {

@@ -117,7 +117,7 @@ def tensor_repr(
     """
     arr = np.asarray(value)
     if arr.dtype == object:  # `eval --exact`: SymPy numbers
-        from gradcalc.exact import exact_repr
+        from gradcalc.engine.exact import exact_repr
 
         return exact_repr(arr)
     if arr.dtype not in _DTYPE_SUFFIXES:

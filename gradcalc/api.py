@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 import numpy as np
 
-from gradcalc import syntax
-from gradcalc.backward import backward
+from gradcalc.engine.backward import backward
+from gradcalc.engine.graph import Const, Graph, Node, build
+from gradcalc.engine.ops import ARITIES
 from gradcalc.errors import InputError
-from gradcalc.graph import Const, Graph, Node, build
-from gradcalc.parser import parse
-from gradcalc.values import cast
+from gradcalc.lang import parser, syntax
+from gradcalc.lang.values import cast
+
+
+def parse(source: str) -> syntax.Program:
+    """The program text as a Program over the op table's functions (never evaluated)."""
+    return parser.parse(source, ARITIES)
 
 
 @dataclass
 class Evaluation:
     graph: Graph
     outputs: list[str]
-    seeds: list[Optional[np.ndarray]] = field(default_factory=list)
+    seeds: list[np.ndarray | None] = field(default_factory=list)
 
 
 def evaluate(source: str | syntax.Program, values: dict[str, np.ndarray], *,
@@ -30,7 +35,7 @@ def evaluate(source: str | syntax.Program, values: dict[str, np.ndarray], *,
     (unless run_backward is False: the tensors only, e.g. for a Jacobian)."""
     program = parse(source) if isinstance(source, str) else source
     if dtype == "exact":
-        from gradcalc.exact import EXACT, to_exact
+        from gradcalc.engine.exact import EXACT, to_exact
 
         dtype, values = EXACT, {name: to_exact(v) for name, v in values.items()}
         seeds = [to_exact(s) for s in seeds]

@@ -1,6 +1,6 @@
 """A batch file shared by forked worker processes, which write their results in turn.
 
-`eval --batch FILE` reads its rows in pieces of whole lines (gradcalc.batch). With more than
+`eval --batch FILE` reads its rows in pieces of whole lines (gradcalc.analysis.batch). With more than
 one worker, the first piece is run alone (so that the partials are derived, and the cache
 warmed, once), then the process forks: worker k (the first process is worker 0) runs pieces
 1 + k, 1 + k + W, 1 + k + 2W, ... Each worker reads the whole file itself, counting the lines
@@ -25,9 +25,9 @@ import os
 import signal
 import stat
 import sys
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
-from gradcalc.batch import Chunk, numbered_pieces
+from gradcalc.analysis.batch import Chunk, numbered_pieces
 from gradcalc.errors import GradcalcError
 
 MAX_WORKERS = 4

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradcalc.backward import backward
-from gradcalc.graph import Graph, Node
+from gradcalc.engine.backward import backward
+from gradcalc.engine.graph import Graph, Node
 
 
 def jacobian(graph: Graph, output: Node, inputs: list[str]) -> dict[str, np.ndarray]:

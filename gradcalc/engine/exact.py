@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from gradcalc.lang import syntax
+
 EXACT = np.dtype(object)
 
 
@@ -47,7 +49,7 @@ def forward(op, operands: list) -> np.ndarray:
     """An op's exact value: elementwise by its SymPy form, reductions by SymPy sums and products."""
     import sympy
 
-    from gradcalc.ops import Kind
+    from gradcalc.engine.ops import Kind
 
     if op.kind is Kind.ELEMENTWISE:
         return elementwise(lambda *a: op.form(sympy, *a), *operands)
@@ -113,3 +115,45 @@ def _nested(texts, width: int, indent: int) -> str:
         return "[" + ", ".join(t.rjust(width) for t in texts) + "]"
     separator = "," + "\n" * (texts.ndim - 1) + " " * indent
     return "[" + separator.join(_nested(t, width, indent + 1) for t in texts) + "]"
+
+
+def program_constant(sp, const):
+    """A folded number (a graph.Const), exact where the program wrote it exactly (`1/2`,
+    `pi`), else a Float."""
+    return _exact_number(sp, const.expr, const.value)
+
+
+def _exact_number(sp, expr, value: float):
+    if isinstance(expr, syntax.Number):
+        if expr.text == "pi":
+            return sp.pi
+        if len(expr.text) <= 20 and math.isfinite(value):
+            return sp.Rational(expr.text) if any(c in expr.text for c in ".eE") else sp.Integer(expr.text)
+    elif isinstance(expr, syntax.Call) and _small_exact(expr):
+        args = [_exact_number(sp, a, 0.0) for a in expr.args]
+        from gradcalc.engine.ops import OPS, Kind
+
+        row = OPS[expr.op]
+        if row.kind is Kind.ELEMENTWISE or row.kind is Kind.IDENTITY:
+            return row.form(sp, *args) if row.form else args[0]
+    if value.is_integer() and abs(value) < 2**53:
+        return sp.Integer(int(value))
+    return sp.Float(value)
+
+
+def _small_exact(expr: syntax.Call) -> bool:
+    """Exact arithmetic only on a few short literals with small exponents: no SymPy bombs."""
+    nodes = 0
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        nodes += 1
+        if nodes > 20:
+            return False
+        if isinstance(e, syntax.Number) and (len(e.text) > 12 or not math.isfinite(e.value)):
+            return False
+        if isinstance(e, syntax.Call):
+            if e.op == "pow" and not (isinstance(e.args[1], syntax.Number) and abs(e.args[1].value) <= 64):
+                return False
+            stack.extend(e.args)
+    return True

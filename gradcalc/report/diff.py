@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from enum import Enum
 
-from gradcalc.chain import Chain, Derivation
-from gradcalc.symbolic import text
+from gradcalc.symbolic.chain import Chain, Derivation
+from gradcalc.symbolic.partials import text
 
 
 class DiffFormat(str, Enum):

@@ -10,8 +10,8 @@ import math
 
 import numpy as np
 
+from gradcalc.engine.summation import torch_sum
 from gradcalc.errors import ShapeError
-from gradcalc.summation import torch_sum
 
 
 def _in_dtype(value, like) -> np.ndarray:
@@ -67,7 +67,7 @@ def extremum_vjp(grad, args, result):
     (x,) = args
     x = np.asarray(x)
     if x.dtype == object:  # exact: SymPy numbers
-        from gradcalc.exact import is_nan
+        from gradcalc.engine.exact import is_nan
 
         mask = np.array([is_nan(v) if is_nan(result.item()) else bool(v == result.item())
                          for v in x.reshape(-1)], dtype=bool).reshape(x.shape)

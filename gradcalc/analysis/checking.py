@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 
+from gradcalc.engine.graph import Const, Node
 from gradcalc.errors import InputError
-from gradcalc.graph import Const, Node
 
 DEFAULT_TOLERANCES = {"float32": (1.3e-6, 1e-5), "float64": (1e-7, 1e-7)}
 GRADCHECK = {"eps": 1e-6, "atol": 1e-5, "rtol": 1e-3}
@@ -27,7 +26,7 @@ _EXPECT = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)(\.grad)?\s*=(.*)$", re.DOTALL
 class Expectation:
     name: str
     grad: bool
-    expected: Optional[np.ndarray]  # None: the grad must be None
+    expected: np.ndarray | None  # None: the grad must be None
 
     @property
     def label(self) -> str:
@@ -36,7 +35,7 @@ class Expectation:
 
 def parse_expectation(text: str) -> Expectation:
     """`x.grad=1,1`, `a=[4,7]`, `a.grad=None`."""
-    from gradcalc.values import parse_value
+    from gradcalc.lang.values import parse_value
 
     m = _EXPECT.match(text)
     if not m:
@@ -78,13 +77,13 @@ def check_expectations(graph, expectations: list[Expectation], rtol: float, atol
     return failures
 
 
-def _observed(binding, grad: bool) -> Optional[np.ndarray]:
+def _observed(binding, grad: bool) -> np.ndarray | None:
     if isinstance(binding, Const):
         return None if grad else np.asarray(binding.value)
     return binding.grad if grad else binding.value
 
 
-def compare(label: str, expected, got, rtol: float, atol: float) -> Optional[Failure]:
+def compare(label: str, expected, got, rtol: float, atol: float) -> Failure | None:
     """None when `got` is close to `expected` (nan matches nan), else what differs, worst first."""
     if expected is None or got is None:
         if expected is None and got is None:
@@ -127,7 +126,7 @@ def run_check(program, inputs: dict, expectations: list[Expectation], *, seeds=(
               retain=(), no_grad=(), dtype="float32", rtol=None, atol=None,
               with_gradcheck=False) -> CheckReport:
     """Evaluate as `eval` does, then hold every expectation (and gradcheck) against it."""
-    from gradcalc.session import evaluate
+    from gradcalc.api import evaluate
 
     evaluation = evaluate(program, inputs, outputs=outputs, seeds=seeds, retain=retain,
                           no_grad=no_grad, dtype=dtype)
@@ -154,13 +153,13 @@ def run_check(program, inputs: dict, expectations: list[Expectation], *, seeds=(
 @dataclass
 class GradcheckResult:
     name: str
-    failure: Optional[Failure]
+    failure: Failure | None
     kinks: list[str]
 
 
 def gradcheck(program, values: dict, *, outputs, seeds, no_grad, retain=()) -> list[GradcheckResult]:
     """Analytical grads (float64) against central differences of sum(seed * output)."""
-    from gradcalc.session import evaluate, output_node
+    from gradcalc.api import evaluate, output_node
 
     values64 = {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
     ev = evaluate(program, values64, outputs=outputs, seeds=seeds, no_grad=no_grad, retain=retain,

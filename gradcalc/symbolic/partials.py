@@ -8,12 +8,11 @@ numbers. Nothing here feeds a number: the values come from `backward` alone.
 from __future__ import annotations
 
 import heapq
-import math
 
-from gradcalc import syntax
-from gradcalc.derive import display_partial, symbols
-from gradcalc.graph import Binding, Const, Graph, Node
-from gradcalc.ops import OPS, Kind
+from gradcalc.engine.derive import display_partial, symbols
+from gradcalc.engine.exact import program_constant as constant
+from gradcalc.engine.graph import Binding, Const, Graph, Node
+from gradcalc.engine.ops import Kind
 
 # Beyond this many SymPy nodes an expression is shown by its name instead of expanded:
 # a value as the tensor's name, a partial as the symbol ∂out/∂name.
@@ -131,42 +130,6 @@ def labels(graph: Graph) -> dict[int, str]:
     final = {b.id for b in graph.bindings.values() if isinstance(b, Node)}
     return {n.id: n.name if n.id in final or n.line is None else f"{n.name}@{n.line}"
             for n in graph.nodes if n.name is not None}
-
-
-def constant(sp, const: Const):
-    """A folded number, exact where the program wrote it exactly (`1/2`, `pi`), else a Float."""
-    expr = const.expr
-    if isinstance(expr, syntax.Number):
-        if expr.text == "pi":
-            return sp.pi
-        if len(expr.text) <= 20 and math.isfinite(const.value):
-            return sp.Rational(expr.text) if any(c in expr.text for c in ".eE") else sp.Integer(expr.text)
-    elif isinstance(expr, syntax.Call) and _small_exact(expr):
-        args = [constant(sp, Const(0.0, a)) for a in expr.args]
-        row = OPS[expr.op]
-        if row.kind is Kind.ELEMENTWISE or row.kind is Kind.IDENTITY:
-            return row.form(sp, *args) if row.form else args[0]
-    if const.value.is_integer() and abs(const.value) < 2**53:
-        return sp.Integer(int(const.value))
-    return sp.Float(const.value)
-
-
-def _small_exact(expr: syntax.Call) -> bool:
-    """Exact arithmetic only on a few short literals with small exponents: no SymPy bombs."""
-    nodes = 0
-    stack = [expr]
-    while stack:
-        e = stack.pop()
-        nodes += 1
-        if nodes > 20:
-            return False
-        if isinstance(e, syntax.Number) and (len(e.text) > 12 or not math.isfinite(e.value)):
-            return False
-        if isinstance(e, syntax.Call):
-            if e.op == "pow" and not (isinstance(e.args[1], syntax.Number) and abs(e.args[1].value) <= 64):
-                return False
-            stack.extend(e.args)
-    return True
 
 
 def _size(expr, limit: int) -> int:

@@ -14,7 +14,7 @@ Speed (100,000 rows a second is the aim) comes from doing per piece, in C, what 
 per row in Python: orjson parses a piece of plain rows at once and writes each stacked array
 that differs between rows, whose text is cut into rows and joined with the row template's
 fixed text (which holds what is the same in every row). Every document is byte for byte
-what the row alone would give (tests/test_batch.py). gradcalc.turns shares a file's pieces
+what the row alone would give (tests/test_batch.py). gradcalc.analysis.turns shares a file's pieces
 among processes.
 """
 
@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import itertools
 import json
-from typing import Iterable, Iterator, NamedTuple, Optional
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
 
 import numpy as np
 
-from gradcalc import syntax
+from gradcalc.engine.ops import OPS, Kind
 from gradcalc.errors import GradcalcError, InputError, MissingInput
-from gradcalc.ops import OPS, Kind
+from gradcalc.lang import syntax
 
 CHUNK = 8192        # lines at a time when rows are not all plain and alike
 PIECE = 1 << 18     # characters of whole lines at a time when they are
@@ -38,14 +39,14 @@ _LAYOUT_DEPENDENT = {"maximum", "minimum"}
 
 class RowResult(NamedTuple):
     line: int
-    document: Optional[str]   # one line of JSON, or None for a bad row
-    error: Optional[str]
+    document: str | None   # one line of JSON, or None for a bad row
+    error: str | None
 
 
 class Chunk(NamedTuple):
     """The results of consecutive rows: what the command line writes, as it writes it."""
     lines: tuple[int, ...]
-    errors: tuple[Optional[str], ...]   # each row's error, None for a row with a document
+    errors: tuple[str | None, ...]   # each row's error, None for a row with a document
     text: str                           # the documents of the rows without error, each + "\n"
 
     def results(self) -> Iterator[RowResult]:
@@ -88,7 +89,7 @@ def run_batch_chunks(program: syntax.Program, blocks: Iterable[str], *, outputs=
         yield from job.run(*piece)
 
 
-def batch_job(program: syntax.Program, **options) -> "_Job":
+def batch_job(program: syntax.Program, **options) -> _Job:
     """What every piece of one batch shares: the program, the options, the partials so far."""
     return _Job(program, options, _elementwise_only(program), {})
 
@@ -146,7 +147,7 @@ class _Job(NamedTuple):
 
 def _run_chunk(job: _Job, chunk) -> list:
     """The chunk's results in order: RowResults, and Chunks for rows run stacked."""
-    from gradcalc.values import parse_json_values
+    from gradcalc.lang.values import parse_json_values
 
     program, options, stackable, partials = job  # (the piece of these lines was not all plain rows alike)
     results: dict[int, RowResult] = {}
@@ -174,7 +175,7 @@ def _run_chunk(job: _Job, chunk) -> list:
     return [results[number] for number, _ in chunk]
 
 
-def _uniform(text: str, count: int) -> Optional[tuple[list, dict]]:
+def _uniform(text: str, count: int) -> tuple[list, dict] | None:
     """The rows of `text` (`count` lines, separated by "\n") and their values stacked per
     input, when every line is one JSON object of only numbers and lists of numbers (as
     _plain_row) under the same names with the same shapes; else None. Read in C: orjson
@@ -212,7 +213,7 @@ def _uniform(text: str, count: int) -> Optional[tuple[list, dict]]:
     return raws, stacked
 
 
-def _column(values: list) -> Optional[np.ndarray]:
+def _column(values: list) -> np.ndarray | None:
     """One input's values of every row, stacked: numbers, or lists of numbers of one length,
     read in C (np.fromiter); deeper lists by np.array. A row unlike the first raises or is None."""
     first = values[0]
@@ -244,7 +245,7 @@ def _message(number: int, error: GradcalcError) -> str:
     return text if text.startswith(f"line {number}:") else f"line {number}: {text}"
 
 
-def _plain_row(line: str) -> Optional[dict]:
+def _plain_row(line: str) -> dict | None:
     """The row as parsed JSON when it holds only numbers and lists of numbers (no strings such
     as "nan", no true/false/null), else None: the row then takes the checked path."""
     try:
@@ -274,7 +275,7 @@ def _first_shape(value) -> tuple:
 
 def _checked(number: int, raw: dict) -> dict:
     """One row's values, validated as --values validates them (errors name the line)."""
-    from gradcalc.values import _specials, to_array
+    from gradcalc.lang.values import _specials, to_array
 
     return {name: to_array(_specials(v), f"line {number}: input '{name}'") for name, v in raw.items()}
 
@@ -282,8 +283,8 @@ def _checked(number: int, raw: dict) -> dict:
 def _run_group(program, numbers, raws, options, stackable, partials, stacked=None):
     """Rows of one shape: their line numbers and values (`stacked`: their values per input,
     when already at hand)."""
-    from gradcalc.render import json_document, symbolic_partials
-    from gradcalc.session import evaluate
+    from gradcalc.api import evaluate
+    from gradcalc.report.formats import json_document, symbolic_partials
 
     results = []
     first_number, first_raw = numbers[0], raws[0]
@@ -320,7 +321,7 @@ def _is_arrays(values: dict) -> bool:
     return all(isinstance(v, np.ndarray) for v in values.values())
 
 
-def _stack(raws, first_values: dict) -> Optional[dict]:
+def _stack(raws, first_values: dict) -> dict | None:
     """The rows' values stacked per input, or None if any row is not like the first."""
     stacked = {}
     for name, first in first_values.items():
@@ -335,8 +336,8 @@ def _stack(raws, first_values: dict) -> Optional[dict]:
 
 
 def _one_by_one(program, rows, options, partials):
-    from gradcalc.render import json_document, symbolic_partials
-    from gradcalc.session import evaluate
+    from gradcalc.api import evaluate
+    from gradcalc.report.formats import json_document, symbolic_partials
 
     results = []
     for number, raw in rows:
@@ -355,9 +356,9 @@ def _one_by_one(program, rows, options, partials):
 
 def _stacked(program, template, line_numbers, stacked, options, partials):
     """Rows of one shape at once, along a leading batch axis (elementwise programs only)."""
-    from gradcalc.graph import Node
-    from gradcalc.render import json_array
-    from gradcalc.session import evaluate, output_node
+    from gradcalc.api import evaluate, output_node
+    from gradcalc.engine.graph import Node
+    from gradcalc.report.formats import json_array
 
     graph = template.graph
     rank = max((v.ndim - 1 for v in stacked.values()), default=0)
@@ -440,7 +441,7 @@ class _Fixed(NamedTuple):
 def _by_row(rows: np.ndarray):
     """The arrays of the rows (stacked along axis 0) as they are, or _Fixed when every row's
     array has the same bits as the first's (so the same text)."""
-    from gradcalc.render import json_array
+    from gradcalc.report.formats import json_array
 
     if rows.dtype.kind != "f" or not len(rows):
         return rows
@@ -504,7 +505,7 @@ def _row_contents(slot: np.ndarray) -> list[str]:
 
 def _elementwise_only(program: syntax.Program) -> bool:
     """Whether every operation acts on each element alone (so rows can be stacked)."""
-    from gradcalc.graph import walk
+    from gradcalc.engine.graph import walk
 
     for statement in program.statements:
         if isinstance(statement, syntax.Assign):

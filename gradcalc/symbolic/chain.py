@@ -8,10 +8,9 @@ the edge that crosses them. Display only: numbers come from `backward`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
-from gradcalc.graph import Graph, Node
-from gradcalc.symbolic import Symbolic
+from gradcalc.engine.graph import Graph, Node
+from gradcalc.symbolic.partials import Symbolic
 
 # Beyond this many paths from the output to an input, only the summed result is shown.
 MAX_PATHS = 12
@@ -28,7 +27,7 @@ class Edge:
 class Chain:
     input: str
     paths: list[list[Edge]] = field(default_factory=list)  # empty when there are too many
-    total: Optional[object] = None                          # over the inputs; None: not joined
+    total: object | None = None                          # over the inputs; None: not joined
     too_many_paths: bool = False
 
 

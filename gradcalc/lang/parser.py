@@ -13,11 +13,11 @@ import keyword
 import math
 import re
 import unicodedata
-from typing import Iterator, NoReturn, Optional
+from collections.abc import Iterator, Mapping
+from typing import NoReturn
 
-from . import ops
-from .errors import InputError, ParseError
-from .syntax import Assign, Call, Expr, Name, Number, Pos, Program, RetainGrad, Statement
+from gradcalc.errors import InputError, ParseError
+from gradcalc.lang.syntax import Assign, Call, Expr, Name, Number, Pos, Program, RetainGrad, Statement
 
 MAX_DEPTH = 100
 # Limits that keep any program to seconds (see the README): a 10 MB program is refused at
@@ -71,8 +71,11 @@ _LOOKALIKES = {
 _SHOWN = 40  # longest piece of user text quoted in a message
 
 
-def parse(source: str) -> Program:
-    """Parse a whole program; raise `ParseError` at the first offending line and column."""
+def parse(source: str, functions: Mapping[str, int]) -> Program:
+    """Parse a whole program; raise `ParseError` at the first offending line and column.
+
+    `functions` is the vocabulary: each function's name and arity (the op table's, given by
+    `gradcalc.api.parse`), so that the language layer knows no operation of its own."""
     # A long program makes millions of small acyclic objects; cycle collection passes over
     # them would take most of the time and free nothing.
     if len(source) > MAX_PROGRAM_CHARS:
@@ -81,7 +84,7 @@ def parse(source: str) -> Program:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _Parser(source).program()
+        return _Parser(source, functions).program()
     finally:
         if collecting:
             gc.enable()
@@ -138,7 +141,7 @@ def _tokenize(source: str) -> Iterator[_Token]:
         yield ("eof", "", line, len(source) - line_start + 1)
 
 
-def _bad_number(number: str, tail: str) -> tuple[str, Optional[str]]:
+def _bad_number(number: str, tail: str) -> tuple[str, str | None]:
     message = f"invalid number {_quote(number + tail)}"
     if number == "0" and tail[0] in "xXoObB":
         return message, "hexadecimal, octal and binary literals are not supported"
@@ -154,7 +157,7 @@ def _bad_number(number: str, tail: str) -> tuple[str, Optional[str]]:
     return message, None
 
 
-def _bad_operator(text: str) -> tuple[str, Optional[str]]:
+def _bad_operator(text: str) -> tuple[str, str | None]:
     if text == "//":
         return "'//' (floor division) is not supported", "use '/' for division"
     if text in ("==", "!=", "<", ">", "<=", ">="):
@@ -172,7 +175,7 @@ def _bad_operator(text: str) -> tuple[str, Optional[str]]:
     return f"'{text}' is not allowed", None
 
 
-def _bad_character(ch: str) -> tuple[str, Optional[str]]:
+def _bad_character(ch: str) -> tuple[str, str | None]:
     if ch in "'\"":
         return "strings are not allowed", None
     if ch in "[]":
@@ -229,8 +232,9 @@ def _plural(n: int, word: str) -> str:
 
 
 class _Parser:
-    def __init__(self, source: str):
+    def __init__(self, source: str, functions: Mapping[str, int]):
         self.source = source
+        self.functions = functions
         self.tokens = _tokenize(source)
         self.next_token = self.tokens.__next__
         self.open_parens: list[_Token] = []  # the "(" tokens of the groups and calls being read
@@ -258,10 +262,10 @@ class _Parser:
 
     # -- errors
 
-    def _error(self, message: str, tok: _Token, hint: Optional[str] = None) -> NoReturn:
+    def _error(self, message: str, tok: _Token, hint: str | None = None) -> NoReturn:
         raise ParseError(message, self.source, tok[2], tok[3], hint)
 
-    def _unexpected(self, expected: str, hint: Optional[str] = None) -> NoReturn:
+    def _unexpected(self, expected: str, hint: str | None = None) -> NoReturn:
         """An error at the current token, which is not one that `expected` describes."""
         tok = self.tok
         if tok[0] == "eof" and self.open_parens:
@@ -324,7 +328,7 @@ class _Parser:
         name = target[1]
         if name == "pi":
             self._error("cannot assign to the constant 'pi'", target)
-        if name in ops.FUNCTIONS:
+        if name in self.functions:
             self._error(f"cannot assign to '{name}': it is a function", target, "choose another name")
         self._advance()
         value = self._expression(0)
@@ -335,7 +339,7 @@ class _Parser:
         name = target[1]
         if name == "pi":
             self._error("cannot call retain_grad() on the constant 'pi'", target)
-        if name in ops.FUNCTIONS:
+        if name in self.functions:
             self._function_as_value(target)
         self._advance()
         if self.tok[0] != "(":
@@ -400,7 +404,7 @@ class _Parser:
             self._advance()
             if self.tok[0] == "(":
                 return self._call(tok, None, depth)
-            if name in ops.FUNCTIONS:
+            if name in self.functions:
                 if self.tok[0] == "=" and self.open_parens:
                     self._error("keyword arguments are not supported", tok, "pass arguments by position")
                 self._function_as_value(tok)
@@ -443,20 +447,20 @@ class _Parser:
         self._close()
         return args
 
-    def _call(self, name_tok: _Token, receiver: Optional[Expr], depth: int) -> Call:
+    def _call(self, name_tok: _Token, receiver: Expr | None, depth: int) -> Call:
         """`f(args)`, or the method form `receiver.f(args)` with the receiver as first argument."""
         name = name_tok[1]
-        row = ops.FUNCTIONS.get(name)
-        if row is None:
+        arity = self.functions.get(name)
+        if arity is None:
             self._unknown_function(name_tok, method=receiver is not None)
         args = self._arguments(depth)
         if receiver is not None:
             args.insert(0, receiver)
-        if len(args) != row.arity:
+        if len(args) != arity:
             hint = None
             if receiver is not None:
                 hint = f"the receiver counts: x.{name}(...) is {name}(x, ...)"
-            self._error(f"{name}() takes {_plural(row.arity, 'argument')}, got {len(args)}", name_tok, hint)
+            self._error(f"{name}() takes {_plural(arity, 'argument')}, got {len(args)}", name_tok, hint)
         self._count_operation(name_tok)
         return Call(name, tuple(args), Pos(name_tok[2], name_tok[3]))
 
@@ -470,7 +474,7 @@ class _Parser:
         if name == "retain_grad":
             self._error("retain_grad() is only allowed as a whole statement: NAME.retain_grad()", tok)
         if self.tok[0] != "(":
-            hint = f"call it: .{name}()" if name in ops.FUNCTIONS else None
+            hint = f"call it: .{name}()" if name in self.functions else None
             self._error(f"attribute access is not supported: '.{_shorten(name)}'", tok, hint)
         return self._call(tok, receiver, depth)
 
@@ -487,7 +491,7 @@ class _Parser:
             self._error("retain_grad is a method: write NAME.retain_grad() as a statement", tok)
         if name in _SYMBOL_OF:
             self._error(f"unknown {what} '{name}'", tok, f"use the operator '{_SYMBOL_OF[name]}'")
-        candidates = list(ops.FUNCTIONS)
+        candidates = list(self.functions)
         if method:
             candidates.append("retain_grad")
         close = difflib.get_close_matches(name, candidates, n=1)

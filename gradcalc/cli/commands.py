@@ -115,7 +115,7 @@ def eval_command(
     no_cache: NoCache = False,
     debug: Debug = False,
 ) -> None:
-    from gradcalc.render import Format
+    from gradcalc.report.formats import Format
 
     def run() -> None:
         from gradcalc import cache
@@ -131,8 +131,8 @@ def eval_command(
             return evaluate_and_print(source, fmt, dt)
 
     def evaluate_and_print(source, fmt, dt) -> int:
-        from gradcalc.session import evaluate
-        from gradcalc.values import parse_value
+        from gradcalc.api import evaluate
+        from gradcalc.lang.values import parse_value
 
         inputs = _input_values(ctx.args, var, values)
         evaluation = evaluate(
@@ -176,11 +176,10 @@ def diff_command(
     debug: Debug = False,
 ) -> None:
     def run() -> None:
-        from gradcalc.chain import derive
-        from gradcalc.diffreport import DiffFormat, render_json, render_latex, render_text
-        from gradcalc.graph import build, find_inputs
-        from gradcalc.parser import parse
-        from gradcalc.session import output_node
+        from gradcalc.api import output_node, parse
+        from gradcalc.engine.graph import build, find_inputs
+        from gradcalc.report.diff import DiffFormat, render_json, render_latex, render_text
+        from gradcalc.symbolic.chain import derive
 
         fmt = _choice(DiffFormat, format, "--format")
         parsed = parse(read_program(program))
@@ -239,11 +238,10 @@ def graph_command(
     debug: Debug = False,
 ) -> None:
     def run() -> None:
-        from gradcalc.backward import backward
-        from gradcalc.gradgraph import grad_graph, render_dot, render_mermaid, render_tree
-        from gradcalc.parser import parse
-        from gradcalc.session import evaluate, output_node
-        from gradcalc.values import parse_value
+        from gradcalc.analysis.gradgraph import grad_graph, render_dot, render_mermaid, render_tree
+        from gradcalc.api import evaluate, output_node, parse
+        from gradcalc.engine.backward import backward
+        from gradcalc.lang.values import parse_value
 
         fmt = _choice(GraphFormat, format, "--format")
         dt = _choice(DType, dtype, "--dtype")
@@ -311,9 +309,9 @@ def check_command(
 ) -> None:
     def run() -> int:
         from gradcalc import cache
-        from gradcalc.checking import parse_expectation, run_check
-        from gradcalc.parser import parse
-        from gradcalc.values import parse_value
+        from gradcalc.analysis.checking import parse_expectation, run_check
+        from gradcalc.api import parse
+        from gradcalc.lang.values import parse_value
 
         if suite is not None:
             return _run_suite(suite, junit, use_cache=not no_cache)
@@ -342,7 +340,7 @@ def _scalars_where_missing(parsed, given: dict) -> dict:
     shapes, not values)."""
     import numpy as np
 
-    from gradcalc.graph import find_inputs
+    from gradcalc.engine.graph import find_inputs
 
     return {**{name: np.ones(()) for name in find_inputs(parsed)}, **given}
 
@@ -358,11 +356,11 @@ def _choice(enum, value: str, option: str):
 def _print_report(evaluation, fmt, explain: bool = False) -> None:
     """The report on stdout; with --explain, the explanations after a table, inside the json,
     and on stderr for the torch format (whose stdout is torch's lines and nothing else)."""
-    from gradcalc.render import Format, render_csv, render_json, render_table, render_torch
+    from gradcalc.report.formats import Format, render_csv, render_json, render_table, render_torch
 
     notes = None
     if explain:
-        from gradcalc.explain import explanations
+        from gradcalc.report.explain import explanations
 
         notes = explanations(evaluation)
     if fmt is Format.torch:
@@ -389,11 +387,11 @@ def _print_derivatives(evaluation, fmt, *, second: bool) -> None:
     jacobian's (hessian's) result per input, a table, or a json object."""
     import json
 
-    from gradcalc.hessian import hessian
-    from gradcalc.jacobian import jacobian
-    from gradcalc.render import Format, dtype_name, json_array
-    from gradcalc.session import output_node
-    from gradcalc.tensor_str import tensor_repr
+    from gradcalc.analysis.hessian import hessian
+    from gradcalc.analysis.jacobian import jacobian
+    from gradcalc.api import output_node
+    from gradcalc.report.formats import Format, dtype_name, json_array
+    from gradcalc.report.tensor_str import tensor_repr
 
     graph = evaluation.graph
     if len(evaluation.outputs) != 1:
@@ -439,7 +437,7 @@ BLOCK_CHARS = 1 << 20  # batch input is read this much at a time
 
 
 def read_program(argument: str) -> str:
-    from gradcalc.parser import MAX_PROGRAM_CHARS
+    from gradcalc.lang.parser import MAX_PROGRAM_CHARS
 
     if argument == "-":
         return _read_stream(sys.stdin, "the program on stdin", MAX_PROGRAM_CHARS)
@@ -470,7 +468,7 @@ def _split(items: list[str]) -> list[str]:
 
 def _input_values(extra: list[str], var: list[str], values_file: Optional[str]) -> dict:
     """Input values from --values FILE, then --var NAME=V, then --NAME V (later wins)."""
-    from gradcalc.values import load_values_file, value_argument
+    from gradcalc.lang.values import load_values_file, value_argument
 
     texts: dict[str, str] = {}
     i = 0
@@ -525,11 +523,11 @@ def _guarded(run, debug: bool) -> None:
 
 def _run_batch(source, path, extra, var, values, seed, output, retain, no_grad, dtype, jobs) -> int:
     """Rows from a JSON-lines file or stdin; documents on stdout, bad rows on stderr, exit 2 if any.
-    A file's rows are shared by `jobs` processes (0: one per CPU, see gradcalc.turns)."""
-    from gradcalc.batch import batch_job
-    from gradcalc.parser import parse
-    from gradcalc.turns import can_share, default_workers, run_in_turns
-    from gradcalc.values import parse_value
+    A file's rows are shared by `jobs` processes (0: one per CPU, see gradcalc.analysis.turns)."""
+    from gradcalc.analysis.batch import batch_job
+    from gradcalc.analysis.turns import can_share, default_workers, run_in_turns
+    from gradcalc.api import parse
+    from gradcalc.lang.values import parse_value
 
     if extra or var or values:
         raise InputError("--batch takes the input values from its rows, not from options")
@@ -627,7 +625,7 @@ def _open_text(path: str, what: str):
 
 def _run_suite(path: str, junit: Optional[str], use_cache: bool) -> int:
     """Every case of a suite file; a summary line; a progress bar on a terminal; JUnit XML."""
-    from gradcalc.suite import load_suite, run_suite, write_junit
+    from gradcalc.analysis.suite import load_suite, run_suite, write_junit
 
     cases = load_suite(path, _read_file(path, "suite file"))
     results = run_suite(cases, _progress_on_terminal("checking", total=len(cases)), use_cache=use_cache)

@@ -6,13 +6,12 @@ import json
 import math
 from dataclasses import dataclass
 from enum import Enum
-from typing import Optional
 
 import numpy as np
 
-from gradcalc.graph import Binding, Node
-from gradcalc.session import Evaluation
-from gradcalc.tensor_str import tensor_repr
+from gradcalc.api import Evaluation
+from gradcalc.engine.graph import Binding, Node
+from gradcalc.report.tensor_str import tensor_repr
 
 
 class Format(str, Enum):
@@ -40,11 +39,11 @@ class Row:
         return not self.is_tensor or self.binding.is_leaf
 
     @property
-    def grad_fn(self) -> Optional[str]:
+    def grad_fn(self) -> str | None:
         return self.binding.grad_fn if self.is_tensor else None
 
     @property
-    def grad(self) -> Optional[np.ndarray]:
+    def grad(self) -> np.ndarray | None:
         return self.binding.grad if self.is_tensor else None
 
 
@@ -70,12 +69,12 @@ def render_torch(evaluation: Evaluation) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def symbolic_partials(evaluation: Evaluation) -> dict[str, dict[str, Optional[str]]]:
+def symbolic_partials(evaluation: Evaluation) -> dict[str, dict[str, str | None]]:
     """{name: {output: d output / d name as a SymPy string, or None}}, from the program's
     cache entry when its graph has been seen (they depend on its structure, not its values)."""
     from gradcalc import cache
-    from gradcalc.graph import structure_key
-    from gradcalc.symbolic import over_budget
+    from gradcalc.engine.graph import structure_key
+    from gradcalc.symbolic.partials import over_budget
 
     if over_budget(evaluation.graph):  # symbols only: nothing worth keeping
         return _abbreviated_partials(evaluation)
@@ -89,14 +88,14 @@ def _partials_table(value) -> dict:
     return value
 
 
-def _symbolic_partials(evaluation: Evaluation) -> dict[str, dict[str, Optional[str]]]:
-    from gradcalc.session import output_node
-    from gradcalc.symbolic import Symbolic, text
+def _symbolic_partials(evaluation: Evaluation) -> dict[str, dict[str, str | None]]:
+    from gradcalc.api import output_node
+    from gradcalc.symbolic.partials import Symbolic, text
 
     symbolic = Symbolic(evaluation.graph)
     per_output = {out: symbolic.partials(output_node(evaluation.graph, out))
                   for out in dict.fromkeys(evaluation.outputs)}
-    result: dict[str, dict[str, Optional[str]]] = {}
+    result: dict[str, dict[str, str | None]] = {}
     for row in rows(evaluation):
         result[row.name] = {}
         for out, partials in per_output.items():
@@ -105,16 +104,16 @@ def _symbolic_partials(evaluation: Evaluation) -> dict[str, dict[str, Optional[s
     return result
 
 
-def _abbreviated_partials(evaluation: Evaluation) -> dict[str, dict[str, Optional[str]]]:
+def _abbreviated_partials(evaluation: Evaluation) -> dict[str, dict[str, str | None]]:
     """A graph too large to expand: each partial is the symbol ∂out/∂name (1 for the output
     itself), None where no grad-requiring path joins them; no SymPy."""
-    from gradcalc.session import output_node
-    from gradcalc.symbolic import reached
+    from gradcalc.api import output_node
+    from gradcalc.symbolic.partials import reached
 
     graph = evaluation.graph
     outputs = {out: output_node(graph, out) for out in dict.fromkeys(evaluation.outputs)}
     joined = {out: reached(graph, node) for out, node in outputs.items()}
-    result: dict[str, dict[str, Optional[str]]] = {}
+    result: dict[str, dict[str, str | None]] = {}
     for row in rows(evaluation):
         result[row.name] = {}
         for out, node in outputs.items():
@@ -125,8 +124,8 @@ def _abbreviated_partials(evaluation: Evaluation) -> dict[str, dict[str, Optiona
     return result
 
 
-def json_document(evaluation: Evaluation, explanations: Optional[dict[str, str]] = None,
-                  partials: Optional[dict] = None) -> dict:
+def json_document(evaluation: Evaluation, explanations: dict[str, str] | None = None,
+                  partials: dict | None = None) -> dict:
     """SPEC §5's document as Python data; `partials` may come precomputed (batch rows)."""
     partials = symbolic_partials(evaluation) if partials is None else partials
     tensors = []
@@ -147,7 +146,7 @@ def json_document(evaluation: Evaluation, explanations: Optional[dict[str, str]]
             "tensors": tensors}
 
 
-def render_json(evaluation: Evaluation, explanations: Optional[dict[str, str]] = None) -> str:
+def render_json(evaluation: Evaluation, explanations: dict[str, str] | None = None) -> str:
     document = json_document(evaluation, explanations)
     # One tensor a line: readable by people, and by jq like any JSON.
     body = ",\n".join(f"    {json.dumps(t, allow_nan=False, ensure_ascii=False)}" for t in document["tensors"])
@@ -179,7 +178,7 @@ def json_numbers(array: np.ndarray) -> np.ndarray:
     if array.dtype == np.float32:
         if array.size < 256:  # a few numbers: NumPy's own digits, at a few µs each
             return array.astype(str).astype(np.float64)
-        from gradcalc.shortest import float32_shortest  # the same doubles, 15x faster per number
+        from gradcalc.report.shortest import float32_shortest  # the same doubles, 15x faster per number
 
         return float32_shortest(array)
     return array.astype(np.float64)
@@ -259,6 +258,6 @@ def plain_table(headers: list[str], rows: list[tuple[str, ...]]) -> str:
     return "".join(out)
 
 
-def _cells(row: Row, partials: dict[str, Optional[str]]) -> tuple[str, ...]:
+def _cells(row: Row, partials: dict[str, str | None]) -> tuple[str, ...]:
     return (row.name, data_text(row), grad_text(row), str(row.requires_grad), str(row.is_leaf),
             row.grad_fn or "None", *(p if p is not None else "—" for p in partials.values()))

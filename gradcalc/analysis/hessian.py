@@ -13,12 +13,12 @@ import math
 
 import numpy as np
 
-from gradcalc import numeric
-from gradcalc.backward import initial_grad, local_vjps, unbroadcast
-from gradcalc.derive import vjp_tree
+from gradcalc.engine import numeric
+from gradcalc.engine.backward import initial_grad, local_vjps, unbroadcast
+from gradcalc.engine.derive import vjp_tree
+from gradcalc.engine.graph import Graph, Node
+from gradcalc.engine.ops import Kind
 from gradcalc.errors import InputError
-from gradcalc.graph import Graph, Node
-from gradcalc.ops import Kind
 
 
 def hessian(graph: Graph, output: Node, inputs: list[str]) -> dict[str, dict[str, np.ndarray]]:
@@ -133,7 +133,7 @@ def _tangent(binding, tangents: dict):
 def _rule_tangent(name, i, g, dg, args, dargs, r, dr, dtype) -> np.ndarray:
     zero = np.zeros_like(np.asarray(args[i], dtype=dtype))
     if name in ("sum", "mean", "max", "min", "unsqueeze0", "squeeze0"):
-        from gradcalc.ops import OPS
+        from gradcalc.engine.ops import OPS
 
         return OPS[name].vjp(dg, args, r)[i]  # linear in the gradient; masks are fixed
     if name == "norm":

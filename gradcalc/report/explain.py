@@ -6,19 +6,17 @@ the inputs are scalars), times the seed. For None: the reason in plain words, wi
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
-from gradcalc.graph import Const, Node
-from gradcalc.session import Evaluation, output_node
-from gradcalc.symbolic import text
+from gradcalc.api import Evaluation, output_node
+from gradcalc.engine.graph import Const, Node
+from gradcalc.symbolic.partials import text
 
 
 def explanations(evaluation: Evaluation) -> dict[str, str]:
     """{name: one paragraph} for every name of the program."""
-    from gradcalc.chain import derive
-    from gradcalc.diffreport import chain_text
+    from gradcalc.report.diff import chain_text
+    from gradcalc.symbolic.chain import derive
 
     graph = evaluation.graph
     derivations = []
@@ -49,7 +47,7 @@ def explanations(evaluation: Evaluation) -> dict[str, str]:
     return result
 
 
-def none_reason(evaluation: Evaluation, name: str, binding) -> Optional[str]:
+def none_reason(evaluation: Evaluation, name: str, binding) -> str | None:
     """Why PyTorch leaves this tensor's grad as None, or None when it has a grad."""
     if isinstance(binding, Const):
         return f"'{name}' is a number, not a tensor"
@@ -74,7 +72,7 @@ def none_reason(evaluation: Evaluation, name: str, binding) -> Optional[str]:
     return f"'{name}' is not reached from {outs}: no path of grad-requiring operations joins them"
 
 
-def _detach_downstream_of(graph, source: Node) -> Optional[Node]:
+def _detach_downstream_of(graph, source: Node) -> Node | None:
     """The first detach() whose detached tensor was computed from `source`, if any."""
     for node in graph.nodes:
         if node.detached_from is not None and _depends_on(node.detached_from, source):
@@ -95,7 +93,7 @@ def _depends_on(node: Node, source: Node) -> bool:
     return False
 
 
-def _scalar_inputs(evaluation: Evaluation) -> Optional[dict]:
+def _scalar_inputs(evaluation: Evaluation) -> dict | None:
     """The inputs as SymPy numbers when every input is a 0-d tensor, else None."""
     import sympy
 
@@ -111,7 +109,7 @@ def _scalar_inputs(evaluation: Evaluation) -> Optional[dict]:
     return values
 
 
-def _at(expr, numbers: Optional[dict]) -> Optional[str]:
+def _at(expr, numbers: dict | None) -> str | None:
     if numbers is None:
         return None
     try:
@@ -122,6 +120,6 @@ def _at(expr, numbers: Optional[dict]) -> Optional[str]:
 
 
 def _tensor_text(value) -> str:
-    from gradcalc.tensor_str import tensor_repr
+    from gradcalc.report.tensor_str import tensor_repr
 
     return tensor_repr(np.asarray(value))

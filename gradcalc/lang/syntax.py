@@ -39,7 +39,7 @@ class Call:
     """
 
     op: str
-    args: tuple["Expr", ...]
+    args: tuple[Expr, ...]
     pos: Pos
 
 

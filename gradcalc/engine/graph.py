@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Union
 
 import numpy as np
 
-from gradcalc import syntax
+from gradcalc.engine.ops import OPS, Kind, Op
 from gradcalc.errors import InputError, MissingInput, ShapeError, TorchError
-from gradcalc.ops import OPS, Kind, Op
-from gradcalc.values import cast
+from gradcalc.lang import syntax
+from gradcalc.lang.values import cast
 
 
 @dataclass(frozen=True)
@@ -29,15 +29,15 @@ class Node:
     id: int
     value: np.ndarray
     requires_grad: bool
-    op: Optional[Op] = None                     # None for an input or a detached leaf
+    op: Op | None = None                     # None for an input or a detached leaf
     args: tuple = ()                            # Node | Const
-    grad_fn: Optional[str] = None
-    name: Optional[str] = None                  # the name the program bound it to, if any
-    line: Optional[int] = None
-    detached_from: Optional["Node"] = None
-    constant: Optional[Const] = None            # a number made a 0-d tensor, as torch.tensor(2.)
+    grad_fn: str | None = None
+    name: str | None = None                  # the name the program bound it to, if any
+    line: int | None = None
+    detached_from: Node | None = None
+    constant: Const | None = None            # a number made a 0-d tensor, as torch.tensor(2.)
     retains_grad: bool = False
-    grad: Optional[np.ndarray] = None
+    grad: np.ndarray | None = None
 
     @property
     def is_leaf(self) -> bool:
@@ -57,7 +57,7 @@ class Graph:
     bindings: dict[str, Binding]   # each name's final binding
     inputs: list[str]              # names read before any assignment, in order of first appearance
     assigned: list[str]            # other assigned names, in order of their final assignment
-    last_assigned: Optional[str]
+    last_assigned: str | None
     dtype: np.dtype
     program: syntax.Program = field(repr=False, default=None)
 
@@ -242,7 +242,7 @@ class _Builder:
 
 def _forward(op: Op, args: tuple, dtype: np.dtype) -> np.ndarray:
     if dtype == object:
-        from gradcalc import exact
+        from gradcalc.engine import exact
 
         return exact.forward(op, [a.value if isinstance(a, Node) else exact_constant(a) for a in args])
     operands = [a.value for a in args]
@@ -254,7 +254,7 @@ def exact_constant(const: Const):
     """A number of the program as SymPy keeps it exactly: 1/2 from `1/2`, pi from `pi`."""
     import sympy
 
-    from gradcalc.symbolic import constant
+    from gradcalc.engine.exact import program_constant as constant
 
     return constant(sympy, const)
 
@@ -296,7 +296,7 @@ def _check_broadcast(shapes: list[tuple[int, ...]]) -> None:
 def _check_size(shape: tuple[int, ...]) -> None:
     """A result may be no larger than an input may be: two small inputs that broadcast to a
     huge one (x of 10^5 elements times y of shape (10^5, 1)) are refused before any work."""
-    from gradcalc.values import MAX_ELEMENTS
+    from gradcalc.lang.values import MAX_ELEMENTS
 
     size = math.prod(shape)
     if size > MAX_ELEMENTS:

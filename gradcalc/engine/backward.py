@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
-from gradcalc.derive import vjp_tree
+from gradcalc.engine.derive import vjp_tree
+from gradcalc.engine.graph import Const, Graph, Node, exact_constant
+from gradcalc.engine.numeric import evaluate
+from gradcalc.engine.ops import Kind
 from gradcalc.errors import ShapeError, TorchError
-from gradcalc.graph import Const, Graph, Node, exact_constant
-from gradcalc.numeric import evaluate
-from gradcalc.ops import Kind
 
 
-def backward(graph: Graph, output: Node, seed: Optional[np.ndarray] = None) -> None:
+def backward(graph: Graph, output: Node, seed: np.ndarray | None = None) -> None:
     """Accumulate d output / d leaf into each reached leaf's `.grad` (and retained nodes')."""
     grads = {output.id: initial_grad(output, seed, graph.dtype)}
     with np.errstate(all="ignore"):  # inf - inf is nan, silently, as in torch
@@ -36,7 +34,7 @@ def _reverse_walk(graph: Graph, output: Node, grads: dict) -> None:
             grads[arg.id] = contribution if arg.id not in grads else grads[arg.id] + contribution
 
 
-def local_vjps(node: Node, grad: np.ndarray) -> list[Optional[np.ndarray]]:
+def local_vjps(node: Node, grad: np.ndarray) -> list[np.ndarray | None]:
     """grad * d node / d arg for each argument that requires grad (None for the others)."""
     wanted = [isinstance(a, Node) and a.requires_grad for a in node.args]
     exact = node.value.dtype == object
@@ -65,7 +63,7 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return grad.sum(axis=stretched, keepdims=True) if stretched else np.array(grad)
 
 
-def initial_grad(output: Node, seed: Optional[np.ndarray], dtype) -> np.ndarray:
+def initial_grad(output: Node, seed: np.ndarray | None, dtype) -> np.ndarray:
     """torch's _make_grads, in its order: the seed's shape first, then requires_grad."""
     if seed is not None:
         seed = np.asarray(seed, dtype=dtype)
@@ -81,7 +79,7 @@ def initial_grad(output: Node, seed: Optional[np.ndarray], dtype) -> np.ndarray:
                          hint="the output depends on no input that requires grad (detached or --no-grad)")
     seed = np.ones_like(output.value) if seed is None else seed
     if seed.dtype == object:  # `--exact`: 1, not Python's int 1 (whose 1/3 is a float)
-        from gradcalc.exact import to_exact
+        from gradcalc.engine.exact import to_exact
 
         seed = to_exact(seed)
     return seed

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from gradcalc.errors import GradcalcError, InputError
 
@@ -65,8 +65,8 @@ def run_suite(cases: list[Case], progress=None, use_cache: bool = False) -> list
 
 def _run_case(case: Case, use_cache: bool = False) -> CaseResult:
     from gradcalc import cache
-    from gradcalc.checking import run_check
-    from gradcalc.values import to_array
+    from gradcalc.analysis.checking import run_check
+    from gradcalc.lang.values import to_array
 
     start = time.perf_counter()
     f = case.fields
@@ -88,8 +88,8 @@ def _run_case(case: Case, use_cache: bool = False) -> CaseResult:
 
 
 def _expectation(key: str, value: Any):
-    from gradcalc.checking import Expectation
-    from gradcalc.values import to_array
+    from gradcalc.analysis.checking import Expectation
+    from gradcalc.lang.values import to_array
 
     name, _, attribute = key.partition(".")
     if attribute not in ("", "grad"):
@@ -100,12 +100,12 @@ def _expectation(key: str, value: Any):
 
 
 def _numbers(value: Any) -> Any:
-    from gradcalc.values import _specials
+    from gradcalc.lang.values import _specials
 
     return _specials(value)
 
 
-def _listed(value: Optional[Any], nested: bool = False) -> list:
+def _listed(value: Any | None, nested: bool = False) -> list:
     """A TOML scalar or list as a list (a seed list of lists stays per output)."""
     if value is None:
         return []

@@ -81,7 +81,7 @@ def arg_terms(n: int) -> list[Term]:
 def torch_pow(base, exponent):
     """x ** e as torch computes it on the CPU: special kernels for a Python-number exponent."""
     if np.asarray(base).dtype == object or np.asarray(exponent).dtype == object:
-        from gradcalc.exact import elementwise
+        from gradcalc.engine.exact import elementwise
 
         return elementwise(lambda a, b: a**b, base, exponent)  # `--exact`: SymPy numbers
     if isinstance(exponent, float):
@@ -160,7 +160,7 @@ def vector_lanes(shape: tuple, operand_shapes, dtype) -> np.ndarray:
 
 def apply_function(name: str, *xs):
     if any(np.asarray(x).dtype == object for x in xs):
-        from gradcalc.exact import function
+        from gradcalc.engine.exact import function
 
         return function(name)(*xs)
     value = _FUNCTIONS[name](*xs) if name in _FUNCTIONS else getattr(np, name)(*xs)
@@ -177,7 +177,7 @@ def evaluate(tree: tuple, g, args: list, dtype, result=None):
     return _compiled(tree)(g, args, dtype, result)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compiled(tree: tuple):
     """The tree as nested closures, made once per tree: evaluating a node's formula then
     costs the NumPy operations and a call each, not a walk of the tree's tags. The
@@ -195,7 +195,7 @@ def _compiled(tree: tuple):
 
         def num(g, args, dtype, result):
             if dtype == object:
-                from gradcalc.exact import constant
+                from gradcalc.engine.exact import constant
 
                 return constant(number)
             return number  # a Python number: NumPy casts it to the tensor's dtype, as torch a Scalar

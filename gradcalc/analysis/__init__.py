@@ -1,0 +1,1 @@
+"""Features over a built graph: Jacobian, Hessian, check, suites, batch, the grad_fn graph."""

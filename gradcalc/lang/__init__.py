@@ -1,0 +1,1 @@
+"""Text -> plain data: the program's syntax tree, its parser, input values."""

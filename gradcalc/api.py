@@ -12,7 +12,6 @@ from gradcalc.engine.graph import Const, Graph, Node, build
 from gradcalc.engine.ops import ARITIES
 from gradcalc.errors import InputError
 from gradcalc.lang import parser, syntax
-from gradcalc.lang.values import cast
 
 
 def parse(source: str) -> syntax.Program:
@@ -34,13 +33,7 @@ def evaluate(source: str | syntax.Program, values: dict[str, np.ndarray], *,
     """What the PyTorch program does: build the tensors, then `out.backward(seed)` for each output
     (unless run_backward is False: the tensors only, e.g. for a Jacobian)."""
     program = parse(source) if isinstance(source, str) else source
-    if dtype == "exact":
-        from gradcalc.engine.exact import EXACT, to_exact
-
-        dtype, values = EXACT, {name: to_exact(v) for name, v in values.items()}
-        seeds = [to_exact(s) for s in seeds]
-    graph = build(program, values, dtype=np.dtype(dtype), no_grad=frozenset(no_grad),
-                  retain=tuple(retain))
+    graph = build(program, values, dtype=dtype, no_grad=frozenset(no_grad), retain=tuple(retain))
     outputs = list(outputs) or ([graph.last_assigned] if graph.last_assigned else [])
     if not outputs:
         raise InputError("the program assigns no tensor to call backward() on",
@@ -48,7 +41,7 @@ def evaluate(source: str | syntax.Program, values: dict[str, np.ndarray], *,
     if len(seeds) > len(outputs):
         raise InputError(f"{len(seeds)} --seed values for {len(outputs)} output(s)",
                          hint="give one --seed per --output, in order")
-    padded = [cast(s, dtype) for s in seeds] + [None] * (len(outputs) - len(seeds))
+    padded = [graph.numbers.tensor(s) for s in seeds] + [None] * (len(outputs) - len(seeds))
     for name, seed in zip(outputs, padded):
         node = output_node(graph, name)
         if run_backward:

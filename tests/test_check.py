@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from gradcalc.cli.commands import app
 from gradcalc.engine import derive
-from gradcalc.engine.numeric import call
+from gradcalc.engine.formula import call
 from gradcalc.engine.ops import OPS
 
 REFERENCE = ["a = x + 2*y; b = a + z/2", "--x", "2,1", "--y", "1,3", "--z", "5,2", "--seed", "1,1"]

@@ -6,8 +6,11 @@ from typer.testing import CliRunner
 
 from gradcalc.api import evaluate
 from gradcalc.cli.commands import app
-from gradcalc.engine.exact import exact_repr, to_exact
+from gradcalc.engine.backends import Exact
 from gradcalc.engine.ops import FUNCTIONS, Kind
+from gradcalc.report.tensor_str import exact_repr
+
+to_exact = Exact().tensor
 
 
 def test_thirds_stay_thirds():

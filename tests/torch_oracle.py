@@ -65,6 +65,8 @@ ORACLE_OPS: dict[str, OracleOp] = {
     "clamp": OracleOp(torch.clamp),
     # reductions to a 0-d tensor
     **{name: OracleOp(_method(name)) for name in ("sum", "mean", "prod", "max", "min", "norm")},
+    # gradcalc's logsumexp(x) reduces every dim, as torch's needs them named
+    "logsumexp": OracleOp(lambda t: t.logsumexp(dim=tuple(range(t.dim())) or 0)),
     # linear algebra
     "dot": OracleOp(torch.dot, tensor_args=True),
     # graph

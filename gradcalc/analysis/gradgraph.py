@@ -17,11 +17,6 @@ if TYPE_CHECKING:
 
 ACCUMULATE_GRAD = "AccumulateGrad"
 
-# A number operand: the Tensor overloads of these take it as a wrapped 0-d tensor that
-# requires no grad, a `None` after the tensor (Python's reflected operators put the tensor
-# first: `2 * x` is `x.mul(2)`); Scalar overloads (RsubBackward1, PowBackward0/2,
-# ClampBackward1) take it as a Scalar and list no entry for it.
-_WRAPS_NUMBERS = frozenset({"AddBackward0", "SubBackward0", "MulBackward0", "DivBackward0"})
 
 
 @dataclass(frozen=True)
@@ -83,7 +78,11 @@ def _next_functions(node: Node) -> list[Node | None]:
         return []
     tensors = [a if a.requires_grad else None for a in node.args if isinstance(a, Node)]
     numbers = len(node.args) - len(tensors)
-    return tensors + [None] * numbers if node.grad_fn in _WRAPS_NUMBERS else tensors
+    # A number operand: a Tensor overload takes it as a wrapped 0-d tensor that requires no
+    # grad, a `None` after the tensor (`2 * x` is `x.mul(2)`); a Scalar overload (`2 - x` is
+    # RsubBackward1, `x ** 2` PowBackward0) lists no entry for it. The op's row says which.
+    kinds = tuple(isinstance(a, Node) for a in node.args)
+    return tensors + [None] * numbers if node.op is not None and node.op.keeps_number_edges(kinds) else tensors
 
 
 def _reachable(output: Node) -> dict[int, Node]:

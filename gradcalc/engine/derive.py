@@ -1,25 +1,20 @@
-"""Local partials of elementwise ops: derived once with SymPy, kept as small expression trees.
+"""Local partials of elementwise ops: derived once with SymPy, kept as formula trees.
 
-`vjp_tree(op, i)` is `grad * d op / d arg_i` as nested tuples that `numeric.evaluate` runs
-with NumPy: PyTorch's formula where the op's row states one, else SymPy's derivative of
-the row's form. Only canonical symbols `a0, a1, ...` and `g` reach SymPy: never user text.
+`vjp_tree(op, i)` is `grad * d op / d arg_i` as a tree of the formula language (`formula.py`):
+PyTorch's formula where the op's row states one, else SymPy's derivative of the row's form.
+Only canonical symbols `a0, a1, ...` and `g` reach SymPy: never user text.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+import functools
 
 from gradcalc import cache
-from gradcalc.engine.numeric import RESULT, G, arg_terms, lift
+from gradcalc.engine.formula import FUNCTIONS, RESULT, G, arg_terms, check_tree, lift
 from gradcalc.engine.ops import OPS
 
-# SymPy function classes and the numeric.evaluate name of each.
-_FUNCTIONS = {
-    "exp": "exp", "log": "log", "sin": "sin", "cos": "cos", "tan": "tan",
-    "asin": "arcsin", "acos": "arccos", "atan": "arctan", "sinh": "sinh", "cosh": "cosh",
-    "tanh": "tanh", "Abs": "abs", "sign": "sign", "erf": "erf", "atan2": "arctan2",
-    "Max": "maximum", "Min": "minimum",
-}
+# SymPy function classes and the formula function each is.
+_FUNCTIONS = {f.sympy_class: name for name, f in FUNCTIONS.items() if f.sympy_class is not None}
 _COMPARISONS = {"Equality": "==", "Unequality": "!=", "StrictLessThan": "<",
                 "LessThan": "<=", "StrictGreaterThan": ">", "GreaterThan": ">="}
 
@@ -28,22 +23,15 @@ def symbols(sp, n: int) -> list:
     return [sp.Symbol(f"a{i}", real=True) for i in range(n)]
 
 
-@lru_cache(maxsize=None)
+@functools.cache
 def derivative(op_name: str, i: int):
     """SymPy's derivative of the op's form by its i-th argument, on canonical symbols."""
     import sympy as sp
 
     row = OPS[op_name]
+    assert row.form is not None, f"{op_name} is not elementwise"
     args = symbols(sp, row.arity)
     return sp.diff(row.form(sp, *args), args[i])
-
-
-@lru_cache(maxsize=None)
-def display_partial(op_name: str, i: int):
-    """The derivative as shown: d(a**b)/da as b*a**(b - 1), not SymPy's a**b*b/a."""
-    import sympy as sp
-
-    return sp.powsimp(derivative(op_name, i))
 
 
 def vjp_tree(op_name: str, i: int) -> tuple:
@@ -54,10 +42,11 @@ def vjp_tree(op_name: str, i: int) -> tuple:
     stated = _stated_vjp_tree(op_name, i)
     if stated is not None:
         return stated
-    return cache.current().get("vjp", f"{op_name}/{i}", lambda: _derived_vjp_tree(op_name, i), decode=as_tree)
+    tree = cache.current().get("vjp", f"{op_name}/{i}", lambda: _derived_vjp_tree(op_name, i), decode=as_tree)
+    return tree  # type: ignore[return-value]  # as_tree decodes it, or it was computed
 
 
-@lru_cache(maxsize=None)
+@functools.cache
 def _stated_vjp_tree(op_name: str, i: int) -> tuple | None:
     row = OPS[op_name]
     if row.torch_vjps is not None:
@@ -68,49 +57,18 @@ def _stated_vjp_tree(op_name: str, i: int) -> tuple | None:
 
 
 def as_tree(value) -> tuple:
-    """A tree read back from JSON (lists) as the nested tuples `numeric.evaluate` takes; only
-    the shapes `_tree` makes pass (a cache file is data: it names no other function)."""
+    """A tree read back from JSON (lists) as the nested tuples the interpreters take; only
+    trees of the formula language pass (a cache file is data: it names no other function)."""
     if not isinstance(value, list) or not value or not isinstance(value[0], str):
         raise ValueError("not an expression tree")
-    tree = _tuples(value)
-    _check_tree(tree)
-    return tree
-
-
-_CALLS = frozenset(_FUNCTIONS.values()) | {"sqrt"}
-_ARITY = {"g": 0, "result": 0, "true": 0, "neg": 1, "sub": 2, "div": 2, "pow": 2}
-
-
-def _check_tree(tree) -> None:
-    stack = [tree]
-    while stack:
-        t = stack.pop()
-        if not isinstance(t, tuple) or not t or not isinstance(t[0], str):
-            raise ValueError("not an expression tree")
-        tag, rest = t[0], t[1:]
-        if tag in _ARITY and len(rest) == _ARITY[tag]:
-            stack.extend(rest)
-        elif tag == "arg" and len(rest) == 1 and type(rest[0]) is int and 0 <= rest[0] < 3:
-            pass
-        elif tag == "num" and len(rest) == 1 and type(rest[0]) in (int, float):
-            pass
-        elif tag in ("add", "mul", "and", "or", "not") and len(rest) == 1 and isinstance(rest[0], tuple):
-            stack.extend(rest[0])
-        elif tag == "call" and len(rest) == 2 and rest[0] in _CALLS and isinstance(rest[1], tuple):
-            stack.extend(rest[1])
-        elif tag == "cmp" and len(rest) == 3 and rest[0] in _COMPARISONS.values():
-            stack.extend(rest[1:])
-        elif tag == "where" and len(rest) == 1 and all(isinstance(b, tuple) and len(b) == 2 for b in rest[0]):
-            stack.extend(x for branch in rest[0] for x in branch)
-        else:
-            raise ValueError(f"not an expression tree node: {tag!r}")
+    return check_tree(_tuples(value))
 
 
 def _tuples(value):
     return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
-@lru_cache(maxsize=None)
+@functools.cache
 def _derived_vjp_tree(op_name: str, i: int) -> tuple:
     import sympy as sp
 

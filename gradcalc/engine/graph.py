@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Union
 
 import numpy as np
 
+from gradcalc.engine.backends import Exact, Floats, backend
 from gradcalc.engine.ops import OPS, Kind, Op
 from gradcalc.errors import InputError, MissingInput, ShapeError, TorchError
 from gradcalc.lang import syntax
-from gradcalc.lang.values import cast
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,7 @@ class Node:
         return self.value.shape
 
 
-Binding = Union[Node, Const]
+Binding = Node | Const
 
 
 @dataclass
@@ -58,8 +57,12 @@ class Graph:
     inputs: list[str]              # names read before any assignment, in order of first appearance
     assigned: list[str]            # other assigned names, in order of their final assignment
     last_assigned: str | None
-    dtype: np.dtype
-    program: syntax.Program = field(repr=False, default=None)
+    numbers: Floats | Exact        # the number backend every tensor of the graph is in
+    program: syntax.Program | None = field(repr=False, default=None)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.numbers.dtype
 
     @property
     def names(self) -> list[str]:
@@ -110,15 +113,16 @@ def walk(expr: syntax.Expr):
             stack.extend(reversed(e.args))
 
 
-def build(program: syntax.Program, values: dict[str, np.ndarray], *, dtype=np.float32,
+def build(program: syntax.Program, values: dict[str, np.ndarray], *, dtype: str = "float32",
           no_grad: frozenset[str] = frozenset(), retain: tuple[str, ...] = ()) -> Graph:
-    dtype = np.dtype(dtype)
+    """The program's tensors, in the number backend of `dtype` ("float32", "float64", "exact")."""
+    numbers = backend(dtype)
     inputs = find_inputs(program)
     _check_values(program, inputs, values, no_grad)
-    builder = _Builder(dtype)
+    builder = _Builder(numbers)
     bindings = builder.bindings
     for name in inputs:
-        leaf = builder.node(cast(values[name], dtype), requires_grad=name not in no_grad)
+        leaf = builder.node(numbers.tensor(values[name]), requires_grad=name not in no_grad)
         leaf.name = name
         bindings[name] = leaf
     order: dict[str, None] = {}
@@ -126,7 +130,7 @@ def build(program: syntax.Program, values: dict[str, np.ndarray], *, dtype=np.fl
         if isinstance(statement, syntax.RetainGrad):
             retain_grad(bindings[statement.name], statement.name)
             continue
-        result = builder.evaluate(statement.value)
+        result = builder.expression(statement.value)
         if isinstance(result, Node) and result.name is None:
             result.name, result.line = statement.target, statement.pos.line
         bindings[statement.target] = result
@@ -138,7 +142,7 @@ def build(program: syntax.Program, values: dict[str, np.ndarray], *, dtype=np.fl
         retain_grad(bindings[name], name)
     assigned = [n for n in order if n not in inputs]
     last = next(iter(reversed(order)), None)
-    return Graph(builder.nodes, bindings, inputs, assigned, last, dtype, program)
+    return Graph(builder.nodes, bindings, inputs, assigned, last, numbers, program)
 
 
 def retain_grad(binding: Binding, name: str) -> None:
@@ -147,7 +151,8 @@ def retain_grad(binding: Binding, name: str) -> None:
         raise InputError(f"'{name}' is a number, not a tensor: it has no grad to retain")
     if not binding.requires_grad:
         raise TorchError("can't retain_grad on Tensor that has requires_grad=False",
-                         hint=f"'{name}' does not require grad (detached, --no-grad, or computed only from such tensors)")
+                         hint=f"'{name}' does not require grad (detached, --no-grad, "
+                              "or computed only from such tensors)")
     if not binding.is_leaf:
         binding.retains_grad = True
 
@@ -170,8 +175,8 @@ def _assigns(program, name: str) -> bool:
 
 
 class _Builder:
-    def __init__(self, dtype: np.dtype):
-        self.dtype = dtype
+    def __init__(self, numbers: Floats | Exact):
+        self.numbers = numbers
         self.nodes: list[Node] = []
         self.bindings: dict[str, Binding] = {}
 
@@ -180,7 +185,7 @@ class _Builder:
         self.nodes.append(n)
         return n
 
-    def evaluate(self, expr: syntax.Expr) -> Binding:
+    def expression(self, expr: syntax.Expr) -> Binding:
         """Post-order evaluation with an explicit stack: deep expressions never recurse."""
         done: list[Binding] = []
         stack: list[tuple[syntax.Expr, bool]] = [(expr, False)]
@@ -222,7 +227,8 @@ class _Builder:
             op.check(shapes)
         if op.kind is Kind.LINALG and len(shapes) == 2:  # (m, k) @ (k, n) is m * n
             _check_size(shapes[0][:-1] + shapes[1][1:])
-        value = _forward(op, args, self.dtype)
+        value = self.numbers.forward(op, [self.numbers.program_number(a) if isinstance(a, Const) else a.value
+                                          for a in args])
         requires_grad = any(a.requires_grad for a in args if isinstance(a, Node))
         return self.node(value, requires_grad, op=op, args=args,
                          grad_fn=op.grad_fn_name(kinds) if requires_grad else None,
@@ -230,33 +236,14 @@ class _Builder:
 
     def _tensor(self, const: Const) -> Node:
         """A number where torch takes a tensor: torch.tensor(value), which requires no grad."""
-        value = exact_constant(const) if self.dtype == object else const.value
-        return self.node(np.asarray(value, dtype=self.dtype), requires_grad=False, constant=const)
+        value = self.numbers.program_number(const)
+        return self.node(np.asarray(value, dtype=self.numbers.dtype), requires_grad=False, constant=const)
 
     def _apply_lowered(self, call: tuple, args: tuple, expr: syntax.Call) -> Binding:
         name, parts = call
         resolved = tuple(args[p] if isinstance(p, int) else self._apply_lowered(p, args, expr)
                          for p in parts)
         return self.apply(OPS[name], resolved, expr)
-
-
-def _forward(op: Op, args: tuple, dtype: np.dtype) -> np.ndarray:
-    if dtype == object:
-        from gradcalc.engine import exact
-
-        return exact.forward(op, [a.value if isinstance(a, Node) else exact_constant(a) for a in args])
-    operands = [a.value for a in args]
-    with np.errstate(all="ignore"):
-        return np.asarray(op.forward(*operands), dtype=dtype)
-
-
-def exact_constant(const: Const):
-    """A number of the program as SymPy keeps it exactly: 1/2 from `1/2`, pi from `pi`."""
-    import sympy
-
-    from gradcalc.engine.exact import program_constant as constant
-
-    return constant(sympy, const)
 
 
 def _fold(op: Op, args: tuple, expr: syntax.Call) -> Const:

@@ -1,11 +1,14 @@
 """THE op table: every primitive of the language, declared once, in one row.
 
-A row gives the NumPy forward, the SymPy form (from which the local partials of an
-elementwise op are derived, once), PyTorch's `grad_fn` name (which may depend on whether
-each operand is a tensor or a number), and, only where SymPy's derivative and PyTorch's
-backward formula part ways, PyTorch's formula. Reductions and linear algebra carry a
-hand-written vector-Jacobian product instead. The parser, the graph, the backward pass
-and the symbolic display all read this table; nothing else names an operation.
+A row holds every fact about its op: the NumPy forward (torch's CPU results), PyTorch's
+`grad_fn` name (which may depend on whether each operand is a tensor or a number), the
+backward rule, the exact forward, the second-order rule or the declaration it follows from,
+and what the display shows. An elementwise op's row gives its SymPy `form` (its exact
+forward and its display; SymPy derives its partials) and, where PyTorch's backward formula
+differs from grad * that derivative, PyTorch's formula in the formula language. Reductions
+and linear algebra carry hand-written rules (`rules.py`). The parser's vocabulary, the graph,
+the backward pass, the exact and tangent interpreters, the display, batch and the grad_fn
+graph all read this table; nothing else names an operation.
 
 SymPy forms are functions of the `sympy` module and canonical symbols, called lazily, so
 importing this module imports neither SymPy nor anything slow.
@@ -13,16 +16,16 @@ importing this module imports neither SymPy nor anything slow.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Union
+from typing import Any
 
 import numpy as np
 
 from gradcalc.engine import rules
-from gradcalc.engine.numeric import LIBM, call, erf, torch_pow, torch_sign, vector_lanes, where
+from gradcalc.engine.formula import call, const, where
+from gradcalc.engine.kernels import LIBM, erf, torch_pow, torch_sign, vector_lanes
 from gradcalc.engine.summation import torch_sum
 
 
@@ -34,8 +37,17 @@ class Kind(str, Enum):
     IDENTITY = "identity"        # returns its operand itself, as torch's `+x` does
 
 
+class SecondOrder(str, Enum):
+    """How a non-elementwise row's second derivatives follow from its first (for `--hessian`).
+    An elementwise row needs no declaration: its formulas are differentiated node by node."""
+
+    MULTILINEAR = "multilinear"      # linear in each operand alone (sum, mean, dot, mm, reshapes)
+    LINEAR_IN_GRAD = "linear in the gradient"  # the rule depends on the operands through masks only (max)
+    STATED = "stated"                # the row's `tangent` rule
+
+
 # grad_fn: a fixed name, or a function of which operands are tensors (True) or numbers.
-GradFnName = Union[str, Callable[[tuple[bool, ...]], str]]
+GradFnName = str | Callable[[tuple[bool, ...]], str]
 # A rewrite into other rows by operand kinds (tensor or number) and shapes (None for a
 # number): (op name, args) where an arg is an operand index or a nested (op name, args)
 # call; None keeps the row as it is.
@@ -49,15 +61,20 @@ class Op:
     forward: Callable[..., np.ndarray]
     grad_fn: GradFnName | None
     kind: Kind = Kind.ELEMENTWISE
-    # Elementwise: (sympy, *symbols) -> the op's value as a SymPy expression.
+    # Elementwise: (sympy, *symbols) -> the op's value as a SymPy expression: its exact forward,
+    # its display, and the derivative SymPy takes where `torch_vjps` states none.
     form: Callable | None = None
-    # Elementwise: (g, result, *args) -> {arg index: PyTorch's backward formula}, as
-    # `numeric.Term`s, where it differs from grad * SymPy's derivative at edge points
-    # (masks, 0**0) or in float rounding (the order of operations). Used for numbers only;
-    # the display keeps SymPy's derivative.
+    # Elementwise: (g, result, *args) -> {arg index: PyTorch's backward formula}, as formula
+    # `Term`s, where it differs from grad * SymPy's derivative at edge points (masks, 0**0) or
+    # in float rounding (the order of operations). The display keeps SymPy's derivative.
     torch_vjps: Callable | None = None
-    # Non-elementwise: (grad, args, result) -> one gradient per argument.
+    # Non-elementwise: (grad, args, result, nums) -> one gradient per argument.
     vjp: Callable | None = None
+    # Reductions: (sympy, flat list of exact elements) -> the exact value.
+    exact: Callable[[Any, list], Any] | None = None
+    # Non-elementwise: how second derivatives follow (and `tangent`, for STATED).
+    second_order: SecondOrder | None = None
+    tangent: Callable | None = None
     # Non-elementwise: (sympy, arg exprs, arg shapes) -> one display partial per argument,
     # and (sympy, arg exprs) -> the display value (default: a function call `name(args)`).
     display_partials: Callable | None = None
@@ -66,6 +83,11 @@ class Op:
     check: Callable | None = None
     # Numbers become 0-d tensors (torch.tensor(2.)) where torch takes tensors only.
     tensor_args: bool | Callable[[tuple[bool, ...]], bool] = False
+    # torch's grad_fn keeps a None edge in next_functions for a number operand (`x * 2`).
+    number_edges: bool | Callable[[tuple[bool, ...]], bool] = False
+    # The forward's result depends on the tensor's layout (torch's vector and scalar loops
+    # differ), so rows of a batch are not evaluated stacked.
+    layout_dependent: bool = False
     # False for operators (`+`, unary `-`, ...) and internal rows: not callable by name.
     function: bool = True
     lower: Lowering | None = None
@@ -80,12 +102,16 @@ class Op:
     def wants_tensors(self, kinds: tuple[bool, ...]) -> bool:
         return self.tensor_args(kinds) if callable(self.tensor_args) else self.tensor_args
 
+    def keeps_number_edges(self, kinds: tuple[bool, ...]) -> bool:
+        return self.number_edges(kinds) if callable(self.number_edges) else self.number_edges
+
 
 def _by_kinds(tt: str, tn: str, nt: str) -> Callable[[tuple[bool, ...]], str]:
     """grad_fn name for a binary op by operand kinds: tensor-tensor, tensor-number, number-tensor."""
 
     def name(kinds: tuple[bool, ...]) -> str:
-        return {(True, True): tt, (True, False): tn, (False, True): nt}[kinds]
+        names: dict[tuple[bool, ...], str] = {(True, True): tt, (True, False): tn, (False, True): nt}
+        return names[kinds]
 
     return name
 
@@ -172,29 +198,28 @@ def _unary(name, forward, form, grad_fn, **extra) -> Op:
     return Op(name=name, arity=1, forward=forward, form=form, grad_fn=grad_fn, **extra)
 
 
-def _reduction(name, forward, grad_fn, vjp, display, **extra) -> Op:
+def _reduction(name, forward, grad_fn, vjp, display, exact, second_order, **extra) -> Op:
     return Op(name=name, arity=1, forward=forward, grad_fn=grad_fn, kind=Kind.REDUCTION, vjp=vjp,
-              display_partials=display, **extra)
+              display_partials=display, exact=exact, second_order=second_order, **extra)
 
 
 def _linalg(name, forward, grad_fn, vjp, check, **extra) -> Op:
     return Op(name=name, arity=2, forward=forward, grad_fn=grad_fn, kind=Kind.LINALG, vjp=vjp,
-              display_partials=rules.other_factor_display, check=check, tensor_args=True, **extra)
+              display_partials=rules.other_factor_display, check=check, tensor_args=True,
+              second_order=SecondOrder.MULTILINEAR, **extra)
 
-
-# The constants of torch's formulas, digit for digit (2.302585092994046 is another double).
-LOG2, LOG10 = 0.6931471805599453, 2.3025850929940456
 
 ROWS: tuple[Op, ...] = (
     # operators: derivatives.yaml's formulas, so that plain arithmetic needs no SymPy at run time
-    Op("add", 2, np.add, "AddBackward0", form=lambda sp, a, b: a + b, function=False,
+    Op("add", 2, np.add, "AddBackward0", form=lambda sp, a, b: a + b, function=False, number_edges=True,
        torch_vjps=lambda g, r, a, b: {0: g, 1: g}),
     Op("sub", 2, np.subtract, _by_kinds("SubBackward0", "SubBackward0", "RsubBackward1"),
-       form=lambda sp, a, b: a - b, function=False, torch_vjps=lambda g, r, a, b: {0: g, 1: -g}),
-    Op("mul", 2, np.multiply, "MulBackward0", form=lambda sp, a, b: a * b, function=False,
+       form=lambda sp, a, b: a - b, function=False, torch_vjps=lambda g, r, a, b: {0: g, 1: -g},
+       number_edges=lambda kinds: kinds != (False, True)),
+    Op("mul", 2, np.multiply, "MulBackward0", form=lambda sp, a, b: a * b, function=False, number_edges=True,
        torch_vjps=lambda g, r, a, b: {0: g * b, 1: g * a}),
     Op("div", 2, np.divide, _by_kinds("DivBackward0", "DivBackward0", "MulBackward0"),
-       form=lambda sp, a, b: a / b, function=False, lower=_rdiv_lowering,
+       form=lambda sp, a, b: a / b, function=False, lower=_rdiv_lowering, number_edges=True,
        torch_vjps=lambda g, r, a, b: {0: g / b, 1: -g * ((a / b) / b)}),
     Op("pow", 2, torch_pow, _by_kinds("PowBackward1", "PowBackward0", "PowBackward2"),
        form=lambda sp, a, b: a**b, torch_vjps=_pow_vjps),
@@ -222,9 +247,9 @@ ROWS: tuple[Op, ...] = (
     _unary("log1p", LIBM["log1p"], lambda sp, a: sp.log(1 + a), "Log1PBackward0",
            torch_vjps=lambda g, r, a: {0: g / (a + 1)}),
     _unary("log2", LIBM["log2"], lambda sp, a: sp.log(a, 2), "Log2Backward0",
-           torch_vjps=lambda g, r, a: {0: g / (a * LOG2)}),
+           torch_vjps=lambda g, r, a: {0: g / (a * const("ln2"))}),
     _unary("log10", LIBM["log10"], lambda sp, a: sp.log(a, 10), "Log10Backward0",
-           torch_vjps=lambda g, r, a: {0: g / (a * LOG10)}),
+           torch_vjps=lambda g, r, a: {0: g / (a * const("ln10"))}),
     _unary("sin", LIBM["sin"], lambda sp, a: sp.sin(a), "SinBackward0"),
     _unary("cos", LIBM["cos"], lambda sp, a: sp.cos(a), "CosBackward0"),
     _unary("tan", LIBM["tan"], lambda sp, a: sp.tan(a), "TanBackward0",
@@ -247,11 +272,11 @@ ROWS: tuple[Op, ...] = (
     _unary("softplus", _softplus, lambda sp, a: sp.log(1 + sp.exp(a)), "SoftplusBackward0",
            torch_vjps=_softplus_vjps),
     _unary("erf", erf, lambda sp, a: sp.erf(a), "ErfBackward0",
-           torch_vjps=lambda g, r, a: {0: (2 / math.sqrt(math.pi)) * call("exp", -(a**2)) * g}),
+           torch_vjps=lambda g, r, a: {0: const("2/sqrt(pi)") * call("exp", -(a**2)) * g}),
     Op("maximum", 2, _maximum, "MaximumBackward0", form=lambda sp, a, b: sp.Max(a, b),
-       torch_vjps=_maximum_vjps, tensor_args=True),
+       torch_vjps=_maximum_vjps, tensor_args=True, layout_dependent=True),
     Op("minimum", 2, _minimum, "MinimumBackward0", form=lambda sp, a, b: sp.Min(a, b),
-       torch_vjps=_minimum_vjps, tensor_args=True),
+       torch_vjps=_minimum_vjps, tensor_args=True, layout_dependent=True),
     Op("atan2", 2, LIBM["arctan2"], "Atan2Backward0", form=lambda sp, a, b: sp.atan2(a, b),
        torch_vjps=_atan2_vjps, tensor_args=True),
     # Number bounds: ClampBackward1; a tensor bound makes both bounds tensors: ClampBackward0.
@@ -260,24 +285,35 @@ ROWS: tuple[Op, ...] = (
        form=lambda sp, x, lo, hi: sp.Min(sp.Max(x, lo), hi), torch_vjps=_clamp_vjps,
        tensor_args=lambda kinds: kinds[1] or kinds[2]),
     # reductions
-    _reduction("sum", torch_sum, "SumBackward0", rules.sum_vjp, rules.one_display),
-    _reduction("mean", rules.mean_forward, "MeanBackward0", rules.mean_vjp, rules.mean_display),
-    _reduction("prod", rules.reduce_forward(np.prod), "ProdBackward0", rules.prod_vjp, rules.prod_display),
+    _reduction("sum", torch_sum, "SumBackward0", rules.sum_vjp, rules.one_display,
+               lambda sp, xs: sp.Add(*xs), SecondOrder.MULTILINEAR),
+    _reduction("mean", rules.mean_forward, "MeanBackward0", rules.mean_vjp, rules.mean_display,
+               lambda sp, xs: sp.Add(*xs) / len(xs) if xs else sp.nan, SecondOrder.MULTILINEAR),
+    _reduction("prod", rules.reduce_forward(np.prod), "ProdBackward0", rules.prod_vjp, rules.prod_display,
+               lambda sp, xs: sp.Mul(*xs), SecondOrder.STATED, tangent=rules.prod_tangent),
     _reduction("max", rules.reduce_forward(np.max), "MaxBackward1", rules.extremum_vjp,
-               rules.extremum_display("max"), check=rules.extremum_check("max")),
+               rules.extremum_display("max"), lambda sp, xs: sp.Max(*xs), SecondOrder.LINEAR_IN_GRAD,
+               check=rules.extremum_check("max")),
     _reduction("min", rules.reduce_forward(np.min), "MinBackward1", rules.extremum_vjp,
-               rules.extremum_display("min"), check=rules.extremum_check("min")),
-    _reduction("norm", rules.norm_forward, "LinalgVectorNormBackward0", rules.norm_vjp, rules.norm_display),
+               rules.extremum_display("min"), lambda sp, xs: sp.Min(*xs), SecondOrder.LINEAR_IN_GRAD,
+               check=rules.extremum_check("min")),
+    _reduction("norm", rules.norm_forward, "LinalgVectorNormBackward0", rules.norm_vjp, rules.norm_display,
+               lambda sp, xs: sp.sqrt(sp.Add(*(x * x for x in xs))), SecondOrder.STATED,
+               tangent=rules.norm_tangent),
+    # torch.logsumexp(x, dim) over every dim; no NumPy routine rounds as torch's does.
+    _reduction("logsumexp", rules.logsumexp_forward, "LogsumexpBackward0", rules.logsumexp_vjp,
+               rules.logsumexp_display, lambda sp, xs: sp.log(sp.Add(*(sp.exp(x) for x in xs))),
+               SecondOrder.STATED, tangent=rules.logsumexp_tangent),
     # linear algebra: `@` and matmul dispatch by rank to the rows below it, as torch.matmul does
     Op("matmul", 2, np.matmul, None, kind=Kind.LINALG, tensor_args=True, lower=rules.matmul_lowering),
     _linalg("dot", rules.dot_forward, "DotBackward0", rules.dot_vjp, rules.dot_check),
     _linalg("mv", rules.mv_forward, "MvBackward0", rules.mv_vjp, rules.mv_check, function=False, internal=True),
     _linalg("mm", rules.mm_forward, "MmBackward0", rules.mm_vjp, rules.mm_check, function=False, internal=True),
     _unary("unsqueeze0", lambda a: a[np.newaxis], None, "UnsqueezeBackward0", kind=Kind.LINALG,
-           vjp=rules.unsqueeze0_vjp, display_partials=rules.one_display,
+           vjp=rules.reshape_vjp, display_partials=rules.one_display, second_order=SecondOrder.MULTILINEAR,
            display_value=rules.identity_value, function=False, internal=True),
     _unary("squeeze0", lambda a: a[0], None, "SqueezeBackward4", kind=Kind.LINALG,
-           vjp=rules.squeeze0_vjp, display_partials=rules.one_display,
+           vjp=rules.reshape_vjp, display_partials=rules.one_display, second_order=SecondOrder.MULTILINEAR,
            display_value=rules.identity_value, function=False, internal=True),
     # graph
     _unary("detach", lambda a: a, None, None, kind=Kind.DETACH),

@@ -1,7 +1,10 @@
-"""Hand-written forward, vector-Jacobian and display rules for reductions and linear algebra.
+"""Hand-written forward, vector-Jacobian, second-order and display rules for reductions and
+linear algebra, which the op table's rows name.
 
-Each follows PyTorch's backward formula (derivatives.yaml / FunctionsManual.cpp), ties,
-zeros and nan included. Elementwise ops need none of this: their partials are derived.
+Each vector-Jacobian rule follows PyTorch's backward formula (derivatives.yaml /
+FunctionsManual.cpp), ties, zeros and nan included, and takes the number backend `nums`
+(floats or exact) as its last argument. Elementwise ops need none of this: their partials
+are formulas in the op table.
 """
 
 from __future__ import annotations
@@ -34,17 +37,17 @@ def mean_forward(x):
         return torch_sum(x) / _in_dtype(x.size, x)
 
 
-def sum_vjp(grad, args, result):
+def sum_vjp(grad, args, result, nums):
     (x,) = args
     return (np.broadcast_to(grad, np.shape(x)),)
 
 
-def mean_vjp(grad, args, result):
+def mean_vjp(grad, args, result, nums):
     (x,) = args
     return (np.broadcast_to(grad / _in_dtype(np.size(x), grad), np.shape(x)),)
 
 
-def prod_vjp(grad, args, result):
+def prod_vjp(grad, args, result, nums):
     """prod_backward: result / x without zeros; products of the others with one zero; else 0."""
     (x,) = args
     x = np.asarray(x)
@@ -62,17 +65,11 @@ def prod_vjp(grad, args, result):
     return ((grad * (before * after)).reshape(x.shape),)
 
 
-def extremum_vjp(grad, args, result):
+def extremum_vjp(grad, args, result, nums):
     """evenly_distribute_backward: the gradient split evenly over the elements equal to the result."""
     (x,) = args
     x = np.asarray(x)
-    if x.dtype == object:  # exact: SymPy numbers
-        from gradcalc.engine.exact import is_nan
-
-        mask = np.array([is_nan(v) if is_nan(result.item()) else bool(v == result.item())
-                         for v in x.reshape(-1)], dtype=bool).reshape(x.shape)
-    else:
-        mask = np.isnan(x) if np.isnan(result) else x == result
+    mask = nums.isnan(x) if nums.isnan(result) else np.asarray(x == result, dtype=bool)
     out = np.zeros_like(x)
     out[mask] = grad / _in_dtype(np.count_nonzero(mask), grad)
     return (out,)
@@ -96,10 +93,59 @@ def norm_forward(x):
         return _in_dtype(np.sqrt(torch_sum(x * x)), x)
 
 
-def norm_vjp(grad, args, result):
+def norm_vjp(grad, args, result, nums):
     """norm_backward for p=2: grad * (x / norm), with x / norm masked to 0 where the norm is 0."""
     (x,) = args
     return (grad * np.where(result == 0, _in_dtype(0, x), x / result),)
+
+
+def logsumexp_forward(x):
+    """torch's logsumexp: log(sum(exp(x - m))) + m with m the largest element, taken as 0
+    where it is infinite (so that inf - inf never makes a nan)."""
+    from gradcalc.engine.kernels import LIBM
+
+    x = np.asarray(x)
+    if x.size == 0:
+        return _in_dtype(LIBM["log"](torch_sum(LIBM["exp"](x))), x)
+    with np.errstate(all="ignore"):
+        m = np.max(x)
+        m = np.where(np.abs(m) == np.inf, _in_dtype(0, x), m)
+        return _in_dtype(LIBM["log"](torch_sum(LIBM["exp"](x - m))) + m, x)
+
+
+def logsumexp_vjp(grad, args, result, nums):
+    """logsumexp_backward: grad * exp(x - result), the softmax of x times the gradient."""
+    (x,) = args
+    return (grad * nums.call("exp", x - result),)
+
+
+# -- second order: the tangent of a vector-Jacobian product ------------------------------
+# (i, g, dg, args, dargs, result, dresult, nums) -> the tangent of the i-th rule's result,
+# for rows that are neither multilinear nor linear in the gradient alone (see ops.Op).
+
+def prod_tangent(i, g, dg, args, dargs, r, dr, nums):
+    (x,), (dx,) = args, dargs
+    dtype = np.asarray(x).dtype
+    if np.ndim(x) == 0:
+        return np.asarray(dg, dtype=dtype)
+    flat, dflat = x.reshape(-1), np.asarray(dx).reshape(-1)
+    others = np.array([np.prod(np.delete(flat, k)) for k in range(flat.size)], dtype=dtype)
+    dothers = np.array([sum(dflat[m] * np.prod(np.delete(flat, [k, m])) for m in range(flat.size) if m != k)
+                        for k in range(flat.size)], dtype=dtype)
+    return (dg * others + g * dothers).reshape(x.shape)
+
+
+def norm_tangent(i, g, dg, args, dargs, r, dr, nums):
+    (x,), (dx,) = args, dargs
+    if r == 0:
+        return np.zeros_like(x)
+    return dg * (x / r) + g * (dx / r - x * dr / (r * r))
+
+
+def logsumexp_tangent(i, g, dg, args, dargs, r, dr, nums):
+    (x,), (dx,) = args, dargs
+    softmax = nums.call("exp", x - r)
+    return dg * softmax + g * softmax * (dx - dr)
 
 
 def one_display(sp, exprs, shapes):
@@ -126,6 +172,11 @@ def extremum_display(name):
 def norm_display(sp, exprs, shapes):
     (x,) = exprs
     return (x / sp.Function("norm")(x),)
+
+
+def logsumexp_display(sp, exprs, shapes):
+    (x,) = exprs
+    return (sp.exp(x - sp.Function("logsumexp")(x)),)
 
 
 # -- linear algebra ---------------------------------------------------------------------
@@ -199,26 +250,23 @@ def mm_check(shapes):
                          hint=f"the left operand's columns ({a[1]}) must equal the right operand's rows ({b[0]})")
 
 
-def dot_vjp(grad, args, result):
+def dot_vjp(grad, args, result, nums):
     a, b = args
     return (grad * b, grad * a)
 
 
-def mv_vjp(grad, args, result):
+def mv_vjp(grad, args, result, nums):
     m, v = args
     return (np.outer(grad, v), mv_forward(m.T, grad))
 
 
-def mm_vjp(grad, args, result):
+def mm_vjp(grad, args, result, nums):
     a, b = args
     return (mm_forward(grad, b.T), mm_forward(a.T, grad))
 
 
-def unsqueeze0_vjp(grad, args, result):
-    return (grad.reshape(np.shape(args[0])),)
-
-
-def squeeze0_vjp(grad, args, result):
+def reshape_vjp(grad, args, result, nums):
+    """The gradient of a reshaping op (squeeze, unsqueeze): the same numbers in the operand's shape."""
     return (grad.reshape(np.shape(args[0])),)
 
 

@@ -117,8 +117,6 @@ def tensor_repr(
     """
     arr = np.asarray(value)
     if arr.dtype == object:  # `eval --exact`: SymPy numbers
-        from gradcalc.engine.exact import exact_repr
-
         return exact_repr(arr)
     if arr.dtype not in _DTYPE_SUFFIXES:
         raise TypeError(f"tensor_repr expects float32 or float64 values, got {arr.dtype}")
@@ -140,3 +138,20 @@ def tensor_repr(
     elif requires_grad:
         suffixes.append("requires_grad=True")
     return _add_suffixes(_PREFIX + body, suffixes, indent, opts)
+
+
+def exact_repr(array) -> str:
+    """torch's layout for exact numbers: `tensor([1/3, 1/2])`, rows aligned, n-d nested."""
+    array = np.asarray(array, dtype=object)
+    if array.ndim == 0:
+        return f"tensor({array.item()})"
+    texts = np.frompyfunc(str, 1, 1)(array)
+    width = max((len(t) for t in texts.reshape(-1)), default=0)
+    return "tensor(" + _nested_exact(texts, width, indent=8) + ")"
+
+
+def _nested_exact(texts, width: int, indent: int) -> str:
+    if texts.ndim == 1:
+        return "[" + ", ".join(t.rjust(width) for t in texts) + "]"
+    separator = "," + "\n" * (texts.ndim - 1) + " " * indent
+    return "[" + separator.join(_nested_exact(t, width, indent + 1) for t in texts) + "]"

@@ -7,10 +7,11 @@ numbers. Nothing here feeds a number: the values come from `backward` alone.
 
 from __future__ import annotations
 
+import functools
 import heapq
 
-from gradcalc.engine.derive import display_partial, symbols
-from gradcalc.engine.exact import program_constant as constant
+from gradcalc.engine.backends import program_constant as constant
+from gradcalc.engine.derive import derivative, symbols
 from gradcalc.engine.graph import Binding, Const, Graph, Node
 from gradcalc.engine.ops import Kind
 
@@ -22,6 +23,14 @@ PARTIAL_BUDGET = 120
 # symbol ∂out/∂name. SymPy's work is about a millisecond a node: a 100,000-term product would
 # take minutes to display partials nobody can read.
 GRAPH_BUDGET = 2_000
+
+
+@functools.cache
+def display_partial(op_name: str, i: int):
+    """An elementwise op's derivative as shown: d(a**b)/da as b*a**(b - 1), not SymPy's a**b*b/a."""
+    import sympy as sp
+
+    return sp.powsimp(derivative(op_name, i))
 
 
 def over_budget(graph: Graph) -> bool:
@@ -76,12 +85,13 @@ class Symbolic:
         if self.by_name and node.id in self.labels:
             return sp.Symbol(self.labels[node.id], real=True)
         args = [self.of(a) for a in node.args]
-        if node.op.kind is Kind.ELEMENTWISE:
-            value = node.op.form(sp, *args)
-        elif node.op.display_value is not None:
-            value = node.op.display_value(sp, args)
+        op = node.op
+        if op.form is not None:
+            value = op.form(sp, *args)
+        elif op.display_value is not None:
+            value = op.display_value(sp, args)
         else:
-            value = sp.Function(node.op.name)(*args)
+            value = sp.Function(op.name)(*args)
         if _size(value, VALUE_BUDGET) > VALUE_BUDGET:
             return sp.Symbol(node.name or f"t{node.id}", real=True)
         return value
@@ -89,11 +99,14 @@ class Symbolic:
     def local_partial(self, node: Node, i: int):
         sp = self.sp
         args = [self.of(a) for a in node.args]
-        if node.op.kind is Kind.ELEMENTWISE:
-            canonical = symbols(sp, node.op.arity)
-            return display_partial(node.op.name, i).xreplace(dict(zip(canonical, args)))
+        op = node.op
+        assert op is not None
+        if op.kind is Kind.ELEMENTWISE:
+            canonical = symbols(sp, op.arity)
+            return display_partial(op.name, i).xreplace(dict(zip(canonical, args)))
         shapes = [a.shape if isinstance(a, Node) else () for a in node.args]
-        return node.op.display_partials(sp, args, shapes)[i]
+        assert op.display_partials is not None
+        return op.display_partials(sp, args, shapes)[i]
 
     def partials(self, output: Node, *, stop_at_names: bool = False) -> dict[int, object]:
         """d output / d node for every node joined to the output by grad-requiring operations;

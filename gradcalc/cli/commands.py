@@ -196,7 +196,7 @@ def diff_command(
         out = output_node(graph, out_name)
         if not out.requires_grad:
             raise InputError(f"'{out_name}' depends on no input that requires grad: it has no partials")
-        derivation = derive(graph, out, wanted)
+        derivation = derive(graph, out, wanted, out_name)
         render = {DiffFormat.text: render_text, DiffFormat.latex: render_latex, DiffFormat.json: render_json}[fmt]
         sys.stdout.write(render(derivation))
 

@@ -22,7 +22,7 @@ def explanations(evaluation: Evaluation) -> dict[str, str]:
     derivations = []
     for out in dict.fromkeys(evaluation.outputs):
         node = output_node(graph, out)
-        derivations.append((out, derive(graph, node, list(graph.names))))
+        derivations.append((out, derive(graph, node, list(graph.names), out)))
     numbers = _scalar_inputs(evaluation)
     result = {}
     for name in graph.names:

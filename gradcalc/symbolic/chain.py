@@ -38,7 +38,9 @@ class Derivation:
     chains: list[Chain]
 
 
-def derive(graph: Graph, output: Node, wrt: list[str]) -> Derivation:
+def derive(graph: Graph, output: Node, wrt: list[str], output_name: str | None = None) -> Derivation:
+    """The local partials and chains of `output`, shown under `output_name` (the name the user
+    asked for, which may be an alias of another tensor: `b = +x` binds b to x itself)."""
     by_name = Symbolic(graph, by_name=True)
     expanded = Symbolic(graph)
     labels = by_name.labels
@@ -61,10 +63,10 @@ def derive(graph: Graph, output: Node, wrt: list[str]) -> Derivation:
     for name in wrt:
         node = graph.bindings.get(name)
         chain = Chain(name, total=totals.get(node.id) if isinstance(node, Node) else None)
-        if chain.total is not None:
+        if chain.total is not None and node is not output:  # the output by itself needs no chain
             chain.paths, chain.too_many_paths = _paths(labels[output.id], labels[node.id], edges)
         chains.append(chain)
-    return Derivation(labels[output.id], ordered, chains)
+    return Derivation(output_name or labels[output.id], ordered, chains)
 
 
 def _paths(start: str, goal: str, edges: dict[str, list[Edge]]) -> tuple[list[list[Edge]], bool]:

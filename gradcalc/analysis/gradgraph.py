@@ -106,7 +106,7 @@ def _names(graph: Graph) -> dict[int, tuple[str, ...]]:
 
 
 def _grad_node(node: Node, names: tuple[str, ...]) -> GradNode:
-    grad_fn = ACCUMULATE_GRAD if node.is_leaf else node.grad_fn
+    grad_fn = ACCUMULATE_GRAD if node.grad_fn is None else node.grad_fn
     name = ", ".join(names) or None
     grad = node.grad if node.is_leaf or node.retains_grad else None
     return GradNode(node.id, grad_fn if name is None else f"{name}: {grad_fn}", grad_fn, name,

@@ -21,9 +21,8 @@ def hessian(graph: Graph, output: Node, inputs: list[str]) -> dict[str, dict[str
     if output.value.size != 1:
         raise InputError("--hessian needs a scalar output",
                          hint="reduce it, e.g. with .sum(), as torch.autograd.functional.hessian requires")
-    leaves = {n: graph.bindings[n] for n in inputs
-              if isinstance(graph.bindings[n], Node) and graph.bindings[n].requires_grad}
-    columns = {a: {b: [] for b in leaves} for a in leaves}
+    leaves = graph.grad_leaves(inputs)
+    columns: dict[str, dict[str, list[np.ndarray]]] = {a: {b: [] for b in leaves} for a in leaves}
     with np.errstate(all="ignore"):
         for b, leaf in leaves.items():
             for index in range(leaf.value.size):

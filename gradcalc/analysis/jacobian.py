@@ -14,10 +14,9 @@ from gradcalc.engine.graph import Graph, Node
 
 def jacobian(graph: Graph, output: Node, inputs: list[str]) -> dict[str, np.ndarray]:
     """{input: array of shape output.shape + input.shape}, for inputs that require grad."""
-    leaves = {name: graph.bindings[name] for name in inputs
-              if isinstance(graph.bindings[name], Node) and graph.bindings[name].requires_grad}
+    leaves = graph.grad_leaves(inputs)
     saved = [(node, node.grad) for node in graph.nodes]
-    rows = {name: [] for name in leaves}
+    rows: dict[str, list[np.ndarray]] = {name: [] for name in leaves}
     try:
         for index in range(output.value.size):
             for node in graph.nodes:

@@ -64,6 +64,10 @@ class Graph:
     def dtype(self) -> np.dtype:
         return self.numbers.dtype
 
+    def grad_leaves(self, names: list[str]) -> dict[str, Node]:
+        """The named tensors among `names` that require grad (numbers are not tensors)."""
+        return {name: b for name in names if isinstance(b := self.bindings[name], Node) and b.requires_grad}
+
     @property
     def names(self) -> list[str]:
         """Report order: inputs first, then assigned names by final assignment."""

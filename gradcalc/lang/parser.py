@@ -105,6 +105,7 @@ def _tokenize(source: str) -> Iterator[_Token]:
     last_newline = (1, 1)
     for m in _TOKEN.finditer(source):
         kind = m.lastgroup
+        assert kind is not None  # every alternative of _TOKEN is a named group
         text = m.group(kind)
         col = m.start(kind) - line_start + 1
         if kind == "op":
@@ -152,7 +153,7 @@ def _bad_number(number: str, tail: str) -> tuple[str, str | None]:
     if tail[0] == ".":
         return message, "a number has at most one decimal point"
     if tail[0].isalpha():
-        name = re.match("[A-Za-z_][A-Za-z0-9_]*", tail).group()
+        name = re.match("[A-Za-z_][A-Za-z0-9_]*", tail).group()  # type: ignore[union-attr]  # tail[0] is a letter
         return message, f"to multiply, write {_shorten(number)}*{_shorten(name)}"
     return message, None
 

@@ -31,8 +31,9 @@ def explanations(evaluation: Evaluation) -> dict[str, str]:
         if reason is not None:
             result[name] = f"{name}.grad is None: {reason}"
             continue
+        assert isinstance(binding, Node)  # only a tensor with a grad has no reason
         steps = []
-        for (out, derivation), seed in zip(derivations, evaluation.seeds):
+        for (_, derivation), seed in zip(derivations, evaluation.seeds):
             chain = next(c for c in derivation.chains if c.input == name)
             if chain.total is None:
                 continue

@@ -61,10 +61,11 @@ def derive(graph: Graph, output: Node, wrt: list[str], output_name: str | None =
     totals = expanded.partials(output)
     chains = []
     for name in wrt:
-        node = graph.bindings.get(name)
-        chain = Chain(name, total=totals.get(node.id) if isinstance(node, Node) else None)
-        if chain.total is not None and node is not output:  # the output by itself needs no chain
-            chain.paths, chain.too_many_paths = _paths(labels[output.id], labels[node.id], edges)
+        binding = graph.bindings.get(name)
+        chain = Chain(name, total=totals.get(binding.id) if isinstance(binding, Node) else None)
+        if isinstance(binding, Node) and chain.total is not None and binding is not output:
+            # (the output by itself needs no chain)
+            chain.paths, chain.too_many_paths = _paths(labels[output.id], labels[binding.id], edges)
         chains.append(chain)
     return Derivation(output_name or labels[output.id], ordered, chains)
 

@@ -25,7 +25,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
-from torch_oracle import ORACLE_OPS, OracleOp, OracleResult, run_torch, torch_repr
+from torch_oracle import ORACLE_OPS, OracleResult, run_torch, torch_repr
 
 from gradcalc.api import evaluate, parse
 from gradcalc.engine.graph import Const, Node
@@ -125,14 +125,13 @@ def _shell_quote(arg: str) -> str:
 
 @dataclass
 class Outcome:
-    """Both runs of a case; `notes` lists the differences tolerated (rounding, known bugs)."""
+    """Both runs of a case; `notes` lists the differences tolerated (rounding)."""
 
     case: Case
     torch: OracleResult
     evaluation: Any = None
     error: GradcalcError | None = None
     notes: list[str] = field(default_factory=list)
-    overrides: dict | None = None       # the oracle's op overrides (BUG_MODELS), if any
     _reference: OracleResult | None = None
     _nudged: list | None = None
 
@@ -146,8 +145,7 @@ class Outcome:
             rounded = {k: v.astype(np.float32).astype(np.float64) for k, v in c.arrays().items()}
             seeds = [s.astype(np.float32).astype(np.float64) for s in c.seed_arrays()]
             self._reference = run_torch(c.program, rounded, outputs=c.outputs, seeds=seeds,
-                                        retain=c.retain, no_grad=c.no_grad, dtype=other,
-                                        overrides=self.overrides)
+                                        retain=c.retain, no_grad=c.no_grad, dtype=other)
         return self._reference
 
     def nudged(self) -> list[OracleResult]:
@@ -162,8 +160,7 @@ class Outcome:
                 values = {k: _nudge(v, dtype, rng) for k, v in c.arrays().items()}
                 seeds = [_nudge(s, dtype, rng) for s in self._explicit_seeds()]
                 self._nudged.append(run_torch(c.program, values, outputs=c.outputs, seeds=seeds,
-                                              retain=c.retain, no_grad=c.no_grad, dtype=c.dtype,
-                                              overrides=self.overrides))
+                                              retain=c.retain, no_grad=c.no_grad, dtype=c.dtype))
         return self._nudged
 
 
@@ -199,45 +196,14 @@ def run_both(case: Case) -> Outcome:
     return Outcome(case, oracle, evaluation)
 
 
-def check(case: Case, *, known_bugs: bool = False) -> Outcome:
-    """Run both and assert that gradcalc says what torch says; return the outcome.
-
-    With `known_bugs`, a disagreement passes (with a note) when gradcalc agrees with torch
-    running gradcalc's known-wrong formulas (BUG_MODELS) instead.
-    """
+def check(case: Case) -> Outcome:
+    """Run both and assert that gradcalc says what torch says; return the outcome."""
     outcome = run_both(case)
     try:
         _compare(outcome)
     except AssertionError as e:
-        if not (known_bugs and _explained_by_known_bugs(outcome)):
-            raise AssertionError(f"{e}\n  repro: {case.command()}") from None
+        raise AssertionError(f"{e}\n  repro: {case.command()}") from None
     return outcome
-
-
-def _explained_by_known_bugs(o: Outcome) -> bool:
-    c = o.case
-    used = {e.op for s in parse(c.program).statements if isinstance(s, syntax.Assign)
-            for e in _calls(s.value)}
-    overrides = {name: model for name, model in BUG_MODELS.items() if name in used}
-    if not overrides:
-        return False
-    modelled = _model_outcome(o, overrides)
-    try:
-        _compare(modelled)
-    except AssertionError:
-        return False
-    o.notes.append(f"known bug (BUG_MODELS {sorted(overrides)}) explains: {c.command()}")
-    return True
-
-
-def _model_outcome(o: Outcome, overrides: dict) -> Outcome:
-    """The outcome with torch running the modelled (gradcalc's known-wrong) formulas."""
-    c = o.case
-    model = run_torch(c.program, c.arrays(), **c.kwargs(), overrides=overrides, grad_scales=True)
-    for name, report in model.tensors.items():   # the custom Functions' grad_fn names are not torch's
-        if name in o.torch.tensors:
-            report.grad_fn = o.torch[name].grad_fn
-    return Outcome(c, model, o.evaluation, o.error, overrides=overrides)
 
 
 def _calls(expr):
@@ -398,22 +364,18 @@ def ulps(a, b) -> np.ndarray:
     a, b = np.asarray(a), np.asarray(b)
     itype = {np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64}[a.dtype]
 
-    def ordered(x):
+    def ordered(x):   # the bits as integers in the order of the values (-0. and 0. both 0)
         i = x.view(itype).astype(np.int64)
-        return np.where(i < 0, np.iinfo(itype).min - i, i).astype(np.float64)
+        return np.where(i < 0, np.iinfo(itype).min - i, i)
 
     b = b.astype(a.dtype)
-    d = np.abs(ordered(a) - ordered(b))
+    i, j = ordered(a), ordered(b)
+    # in integers: a float64 of float64 bits (~4.6e18) has no units left (an ulp read as 512)
+    same_sign = (i < 0) == (j < 0)
+    d = np.where(same_sign, np.abs(np.where(same_sign, i - j, 0)).astype(np.float64),
+                 np.abs(i.astype(np.float64)) + np.abs(j.astype(np.float64)))
     nan_a, nan_b = np.isnan(a), np.isnan(b)
     return np.where(nan_a & nan_b, 0.0, np.where(nan_a | nan_b | _signed_zeros(a, b), np.inf, d))
-
-
-# ---------------------------------------------------------------------------------------
-# Known gradcalc bugs, modelled: torch running gradcalc's formulas (see BUG_CASES for repros).
-# Remove a model when its bug is fixed (its strict xfail tests then start failing as XPASS).
-
-
-BUG_MODELS: dict[str, OracleOp] = {}
 
 
 # ---------------------------------------------------------------------------------------
@@ -489,6 +451,7 @@ GEN_OPS: dict[str, GenOp] = {
     "max": _fn(kind="reduction"),
     "min": _fn(kind="reduction"),
     "norm": _fn(kind="reduction", edges=(0.0,)),
+    "logsumexp": _fn(kind="reduction", edges=(INF, -INF, 88.7, 1e20)),
     "dot": _fn(2, kind="linalg", args=("tensor", "tensor")),
     "detach": _fn(kind="detach"),
 }
@@ -567,24 +530,16 @@ def _number_operand_case(name: str, side: str, dtype: str) -> list[Case]:
 NUMBER_OPERAND_OPS = sorted(n for n in OPS if n in GEN_OPS and GEN_OPS[n].arity == 2
                             and GEN_OPS[n].kind == "elementwise" and GEN_OPS[n].args == ())
 
-# Where a grid meets a known gradcalc bug (see BUG_CASES below for minimal repros).
-GRID_BUGS: dict = {}
-
-
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", WRITTEN_OPS)
-def test_every_declared_op_on_its_edge_values(name, dtype, request):
-    if (name, dtype) in GRID_BUGS:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=GRID_BUGS[name, dtype]))
+def test_every_declared_op_on_its_edge_values(name, dtype):
     check(_op_grid_case(name, dtype))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("side", ["left", "right"])
 @pytest.mark.parametrize("name", NUMBER_OPERAND_OPS)
-def test_every_binary_op_with_a_number_operand(name, side, dtype, request):
-    if (name, side, dtype) in GRID_BUGS:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=GRID_BUGS[name, side, dtype]))
+def test_every_binary_op_with_a_number_operand(name, side, dtype):
     failures = []
     for case in _number_operand_case(name, side, dtype):
         try:
@@ -770,11 +725,6 @@ HAND_CASES.update({
                                                                retain=("b",)),
 })
 
-# Known gradcalc bugs: each is a hand case that fails today (xfail, strict: it must fail).
-BUG_CASES = {
-}
-
-
 @pytest.mark.parametrize("case", HAND_CASES.values(), ids=HAND_CASES.keys())
 def test_hand_case_matches_torch(case):
     outcome = check(case)
@@ -782,63 +732,66 @@ def test_hand_case_matches_torch(case):
     assert render_torch(outcome.evaluation) == outcome.torch.stdout
 
 
-@pytest.mark.parametrize("case, reason", BUG_CASES.values(), ids=BUG_CASES.keys())
-def test_known_bug(case, reason, request):
-    request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-    outcome = check(case)
-    assert not outcome.notes, outcome.notes
-    assert render_torch(outcome.evaluation) == outcome.torch.stdout
-
-
-# Bugs the random test passes over by tolerance (last-ulp print differences), not by a model.
-UNMODELLED_BUGS: set = set()
-
-
-@pytest.mark.parametrize("bug", sorted(set(BUG_CASES) - UNMODELLED_BUGS))
-def test_bug_models_reproduce_the_known_bugs(bug):
-    """BUG_MODELS, which let the random test pass over known bugs, reproduce them exactly."""
-    case, _ = BUG_CASES[bug]
-    outcome = run_both(case)
-    model = _model_outcome(outcome, BUG_MODELS)
-    _compare(model)
-    assert not model.notes, model.notes
-    assert render_torch(outcome.evaluation) == model.torch.stdout
-
-
 UNARY_ELEMENTWISE = sorted(n for n, row in OPS.items() if row.kind is Kind.ELEMENTWISE and row.arity == 1)
 
 
-# NumPy's libm and torch's (Sleef, vectorised) differ by an ulp or two in these functions;
-# where a formula cancels (1 - tanh(x)**2 near |x| = 10) that grows past 2 ulps.
-LIBM_ULP_BUGS = {
-    ("sigmoid", "float32"): "1 / (1 + exp(-x)) vs torch's vectorised sigmoid: 4% of inputs an ulp apart",
-    ("softplus", "float64"): "exp's last ulp (long double vs torch's Sleef) through z / (z + 1)",
-    ("tan", "float32"): "torch's float32 tan is not correctly rounded; squared in 1 + tan(x)**2",
-    ("tanh", "float32"): "tanh's last ulp: 1 - r*r cancels near |x| = 10",
-    ("tanh", "float64"): "tanh's last ulp (long double vs torch's Sleef): 1 - r*r cancels near |x| = 12",
+# How far a unary op's last bits may be from torch's on any CPU torch runs on (see the test).
+VALUE_ULPS = 2
+GRAD_ULPS = 4
+CANCELLING_ULPS = 4
+# The terms that cancel in torch's backward formula, by the op's value r (seed 1): where they
+# cancel, an ulp of r is many ulps of the grad but no more than an ulp or so of these terms.
+CANCELLING_TERMS = {
+    "tanh": lambda r: np.ones_like(r),              # 1 - r*r
+    "sigmoid": np.abs,                              # (1 - r) * r
+    "expm1": lambda r: np.maximum(np.abs(r), 1.0),  # r + 1
 }
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", UNARY_ELEMENTWISE)
-def test_unary_op_is_within_an_ulp_of_torch(name, dtype, request):
-    if (name, dtype) in LIBM_ULP_BUGS:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=LIBM_ULP_BUGS[name, dtype]))
-    """Over a sweep of 2-decimal values, values and grads are torch's to a few ulps (the last
-    ulp differs where NumPy's libm does: see the "exp's last ulp" bug)."""
+def test_unary_op_is_within_a_few_ulps_of_torch(name, dtype, record_exact_share):
+    """Over a sweep of 2-decimal values in [-12, 12), each value is within VALUE_ULPS (2) ulps
+    of torch's, and each grad within GRAD_ULPS (4) ulps of torch's or, where the terms of
+    torch's formula cancel (CANCELLING_TERMS), within CANCELLING_ULPS (4) ulps of those terms.
+
+    The last ulp depends on the CPU: torch's float libm is vectorised (Sleef, within 1 ulp of
+    the exact result) on x86-64 AVX2 and AVX-512 and on arm64, the C library's on the default
+    path, and its AVX2 kernels fuse tanh's 1 - r*r into an FMA; gradcalc's is correctly rounded
+    or nearly (one precision up, rounded back). Measured with ATEN_CPU_CAPABILITY set to
+    default, avx2 and avx512 (avx512 gave avx2's bits), on this sweep and on 50,000 uniform
+    inputs in [-12, 12): values at most 2 ulps apart (sigmoid and softplus, and sinh on the
+    default path; every other op 1); grads at most 3 ulps apart where no terms cancel (tan's
+    1 + r*r); where they cancel, up to 2**33 ulps of float64 tanh's grad near |x| = 12, 2**16
+    of float32's near |x| = 6, 509 of sigmoid's near x = 6 and 2,048 of expm1's near x = -8,
+    but never more than 2 ulps of the cancelling terms. Which elements are torch's very bits
+    depends on the CPU, so their share is reported, not asserted: see the "bit-identical to
+    torch" section of the terminal summary.
+    """
     sweep = np.round(np.arange(-12, 12, 0.01), 2) + 0.0   # + 0.0: no -0. (see "relu of -0")
     case = Case(f"b = {_spell(name, GEN_OPS[name], ['x'])}",
                 {"x": sweep}, seeds=(np.ones_like(sweep),), retain=("b",), dtype=dtype)
     outcome = run_both(case)
     assert outcome.error is None and outcome.torch.error is None
-    for what in ("data", "grad"):
-        got = getattr(outcome.evaluation.graph.bindings["b"], "value" if what == "data" else "grad")
-        want = getattr(outcome.torch["b"], what)
-        far = ulps(got, want) > 2
-        assert not far.any(), f"{name} {what} at x = {sweep[far][:5]}: {got[far][:5]} != torch {want[far][:5]}"
-    x_grad = outcome.evaluation.graph.bindings["x"].grad
-    far = ulps(x_grad, outcome.torch["x"].grad) > 2
-    assert not far.any(), f"{name} x.grad at x = {sweep[far][:5]}"
+    bindings = outcome.evaluation.graph.bindings
+    value, want_value = bindings["b"].value, outcome.torch["b"].data
+    grad, want_grad = bindings["x"].grad, outcome.torch["x"].grad
+    np.testing.assert_array_equal(bindings["b"].grad, outcome.torch["b"].grad)   # the seed
+    value_ulps, grad_ulps = ulps(value, want_value), ulps(grad, want_grad)
+    record_exact_share(name, dtype, value_ulps == 0, grad_ulps == 0)
+
+    far = value_ulps > VALUE_ULPS
+    assert not far.any(), (f"{name} at x = {sweep[far][:5]}: {value[far][:5]} != torch {want_value[far][:5]} "
+                           f"({value_ulps[far][:5]} ulps)")
+    far = grad_ulps > GRAD_ULPS
+    if name in CANCELLING_TERMS:
+        terms = np.abs(CANCELLING_TERMS[name](want_value))
+        with np.errstate(invalid="ignore"):
+            within = (np.abs(grad.astype(np.float64) - want_grad.astype(np.float64))
+                      <= CANCELLING_ULPS * np.spacing(terms).astype(np.float64))
+        far &= ~within
+    assert not far.any(), (f"{name} x.grad at x = {sweep[far][:5]}: {grad[far][:5]} != torch {want_grad[far][:5]} "
+                           f"({grad_ulps[far][:5]} ulps)")
 
 
 def test_grad_fn_names_of_number_operands():
@@ -1246,7 +1199,7 @@ def test_random_programs_match_torch(generated: Generated):
     try:
         assert [ir_structure(s.value) for s in assigns] == [structure(s[2]) for s in expected], (
             f"the parser read {case.program!r} differently from Python's precedence")
-        outcome = check(case, known_bugs=True)
+        outcome = check(case)
     except Exception as e:
         if not surveying:
             raise
@@ -1257,8 +1210,7 @@ def test_random_programs_match_torch(generated: Generated):
     for op in sorted({e.op for s in assigns for e in _calls(s.value)}):
         event(f"op: {op}")
     for text in outcome.notes:
-        kind = text.split(" explains:")[0] if text.startswith("known bug") else text.split(": ")[1]
-        event("tolerated: " + kind.split(" at [")[0])
+        event("tolerated: " + text.split(": ")[1].split(" at [")[0])
         if surveying:
             _survey(case, text, "tolerated")
 

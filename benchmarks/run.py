@@ -1,6 +1,6 @@
 """gradcalc against the equivalent PyTorch script, side by side, in one run (run by hand, not in CI).
 
-    python benchmarks/run.py [--quick] [--repeat N] [--out FILE.md]
+    python benchmarks/run.py [--quick] [--repeat N] [--only CASE ...] [--out FILE.md]
 
 Every measurement is a whole, fresh process: gradcalc runs as `sys.executable -m gradcalc ...`
 and PyTorch as `sys.executable script.py`, both with the interpreter running this script (so
@@ -31,8 +31,10 @@ The cases (targets are gradcalc/PyTorch ratios of the same run unless said other
 4. batch: `--batch FILE.jsonl` of 100,000 rows (--quick: 20,000) of the reference program
    against a PyTorch loop over the rows (capped at 20,000 rows; --quick: 5,000). gradcalc
    >= 100,000 rows/s, counted over the whole process, start-up included. gradcalc runs with its
-   default --jobs (the file shared by one process per CPU, at most 4); a note gives the median
-   of as many runs with --jobs 1 (one process) after the alternation.
+   default --jobs (the rows computed by a pool of worker processes, one per CPU, at most 4); a
+   note gives the median of as many runs with --jobs 1 (one process) after the alternation.
+
+`--only startup size depth batch` runs only the cases named (e.g. `--only batch`).
 
 Outputs are compared once per case: start-up must match byte for byte (a mismatch is
 reported, the case is not met, and the script exits 1 after printing the table); the other
@@ -80,7 +82,8 @@ REFERENCE = "a = x + 2*y; b = a + z/2"
 START_ARGS = ["--x", "2,1", "--y", "1,3", "--z", "5,2", "--seed", "1,1", "--retain", "a", "--format", "torch"]
 START_TORCH = """\
 import torch
-x = torch.Tensor([2, 1]).requires_grad_(); y = torch.Tensor([1, 3]).requires_grad_(); z = torch.Tensor([5, 2]).requires_grad_()
+x = torch.Tensor([2, 1]).requires_grad_(); y = torch.Tensor([1, 3]).requires_grad_()
+z = torch.Tensor([5, 2]).requires_grad_()
 a = x + y*2; a.retain_grad(); b = a + z/2; b.backward(torch.ones_like(x))
 print(x.data, x.grad); print(y.data, y.grad); print(z.data, z.grad); print(a.data, a.grad)
 """
@@ -433,16 +436,18 @@ def case_depth(bench: Bench, rows: list[Row], sizes: list[int], notes: list[str]
         statements.append(f"c = a{n}.sum()")
         path.write_text("\n".join(statements) + "\n")
         label = f"depth: {n:,} statements"
-        m = bench.measure(label, bench.gradcalc("eval", f"@{path}", "--x", DEPTH_X, "--y", DEPTH_Y, "--format", "torch"),
+        m = bench.measure(label,
+                          bench.gradcalc("eval", f"@{path}", "--x", DEPTH_X, "--y", DEPTH_Y, "--format", "torch"),
                           [sys.executable, str(script), str(n)])
         compare_warn(label, m)
         medians[n] = m.gradcalc.median
-        per = lambda side: "" if side.median is None else f"{side.median / n * 1000:.3f} s/1k stmts"
+        per = ["" if side.median is None else f"{side.median / n * 1000:.3f} s/1k stmts"
+               for side in (m.gradcalc, m.torch)]
         if n == 10**4:
             target, met = "gradcalc < 10 s", yes(m.gradcalc.median is not None and m.gradcalc.median < 10)
         else:
             target, met = "— (growth: see notes)", "—"
-        rows.append(Row(label, m, target, met, per(m.gradcalc), per(m.torch)))
+        rows.append(Row(label, m, target, met, *per))
     # growth: seconds per 1000 statements between consecutive sizes (start-up cancels out)
     known = [(n, t) for n, t in medians.items() if t is not None]
     slopes = []
@@ -487,13 +492,13 @@ def case_batch(bench: Bench, rows: list[Row], n: int, torch_cap: int, notes: lis
                     yes(g_rate is not None and g_rate >= 100_000),
                     "" if g_rate is None else f"{g_rate:,.0f} rows/s",
                     "" if t_rate is None else f"{t_rate:,.0f} rows/s", ratio))
-    # The default shares the file among processes (one per CPU, at most 4): one process alone too.
+    # The default computes the rows in a pool of processes (one per CPU, at most 4): one process alone too.
     alone = [bench.run(bench.gradcalc("eval", REFERENCE, "--seed", "1,1", "--batch", str(path), "--jobs", "1"))
              for _ in range(bench.repeat)]
     if all(run.ok for run in alone):
         seconds = statistics.median(run.seconds for run in alone)
         workers = min(len(os.sched_getaffinity(0)), 4) if hasattr(os, "sched_getaffinity") else 1
-        notes.append(f"batch: the table's gradcalc shares the file among {workers} processes (its default, "
+        notes.append(f"batch: the table's gradcalc computes the rows in {workers} worker processes (its default, "
                      f"one per CPU, at most 4); in one process (`--jobs 1`, {len(alone)} runs after the "
                      f"table's) it took a median {seconds:.3f} s, {n / seconds:,.0f} rows/s.")
     notes.append("[^batch]: batch's times are whole processes (start-up included) over different row "
@@ -548,13 +553,19 @@ def compile_bytecode() -> None:
     log(f"compiled the bytecode of {where}")
 
 
+CASES = ("startup", "size", "depth", "batch")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="3 repeats and smaller sizes (about 2-3 minutes)")
     parser.add_argument("--repeat", type=int, help="timed runs of each side per case (default 5; --quick: 3)")
+    parser.add_argument("--only", nargs="+", choices=CASES, metavar="CASE",
+                        help=f"run only these cases ({', '.join(CASES)}; default: all)")
     parser.add_argument("--out", metavar="FILE.md", help="also write the Markdown report to FILE.md")
     args = parser.parse_args()
+    only = set(args.only or CASES)
     repeat = args.repeat or (3 if args.quick else 5)
     if repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -573,10 +584,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="gradcalc-bench-") as tmp:
         bench = Bench(Path(tmp), repeat)
         floor = bench.run([sys.executable, "-c", "pass"])
-        case_startup(bench, rows, failures)
-        case_size(bench, rows, size_n)
-        case_depth(bench, rows, depths, notes)
-        case_batch(bench, rows, batch_n, torch_cap, notes)
+        if "startup" in only:
+            case_startup(bench, rows, failures)
+        if "size" in only:
+            case_size(bench, rows, size_n)
+        if "depth" in only:
+            case_depth(bench, rows, depths, notes)
+        if "batch" in only:
+            case_batch(bench, rows, batch_n, torch_cap, notes)
     total = time.perf_counter() - started
 
     report = [

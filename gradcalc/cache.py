@@ -45,7 +45,6 @@ class Entry:
         self.path = path
         self.sections: dict[str, dict] = {}
         self.changed = False
-        self.hits = 0
         self._known: dict[tuple[str, str], object] = {}  # decoded values, by section and key
         if path is not None:
             self.sections = _load(path)
@@ -68,7 +67,6 @@ class Entry:
             except (TypeError, ValueError, KeyError, IndexError, RecursionError):
                 value = None  # malformed despite its checksum (written by another version's bug)
             if value is not None:
-                self.hits += 1
                 return value
         value = compute()
         self.sections.setdefault(section, {})[key] = value

@@ -9,6 +9,7 @@ class ExitCode(IntEnum):
     OK = 0
     CHECK_FAILED = 1
     BAD_INPUT = 2
+    INTERNAL = 70  # a bug in gradcalc (sysexits' EX_SOFTWARE), not bad input
 
 
 class GradcalcError(Exception):

@@ -93,8 +93,12 @@ def test_detach_variant_reports_what_torch_reports():
     (["eval", "b = x*2", "--x", "1,,2"], "--x:"),
     (["eval", "b = x*2", "--x", "0x10"], "--x: cannot read"),
     (["eval", "b = x*2", "--x"], "--x: missing value"),
-    (["eval", "b = x*2", "--x", "1", "--format", "yaml"], "--format 'yaml'"),
-    (["eval", "b = x*2", "--x", "1", "--dtype", "int8"], "int8"),
+    (["eval", "b = x*2", "--x", "1", "--format", "yaml"],
+     "Invalid value for '--format': 'yaml' is not one of 'table', 'torch', 'json', 'csv'."),
+    (["eval", "b = x*2", "--x", "1", "--dtype", "int8"], "Invalid value for '--dtype': 'int8' is not one of 'float32', 'float64'."),
+    (["diff", "b = x*2", "--format", "yaml"], "Invalid value for '--format': 'yaml' is not one of 'text', 'latex', 'json'."),
+    (["graph", "b = x*2", "--format", "png"], "Invalid value for '--format': 'png' is not one of 'tree', 'dot', 'mermaid'."),
+    (["eval"], "Missing argument 'PROGRAM'."),
     (["eval", "b = x*2", "--x", "1", "--retain", "q"], "no tensor named 'q'"),
     (["eval", "b = x*2", "--x", "1", "--output", "q"], "no tensor named 'q'"),
 ])
@@ -168,9 +172,70 @@ def test_usage_errors_are_error_lines_too(capsys):
     assert main(["eval"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and "PROGRAM" in err
+    assert main(["eval", "b = x*2", "--x", "1", "--format", "yaml"]) == 2
+    assert capsys.readouterr().err == ("error: Invalid value for '--format': 'yaml' is not one of "
+                                       "'table', 'torch', 'json', 'csv'.\n")
+
+
+@pytest.mark.parametrize("kind, message", [
+    (RuntimeError, "boom"),
+    (ZeroDivisionError, "division by zero"),
+])
+def test_an_internal_error_exits_70_and_says_how_to_report_it(monkeypatch, kind, message):
+    """A bug (an exception that is not one of gradcalc's errors) is not bad input: exit 70
+    (EX_SOFTWARE), one `error: internal error: ...` line, how to report it, no traceback."""
+    import gradcalc.api
+
+    def broken(*args, **kwargs):
+        raise kind(message)
+
+    monkeypatch.setattr(gradcalc.api, "backward", broken)
+    result = run(REFERENCE)
+    assert result.exit_code == 70, result.output
+    assert result.stdout == ""
+    assert result.stderr == (f"error: internal error: {kind.__name__}: {message}\n"
+                             f"hint: this is a bug in gradcalc {__version__}; please report it with the command "
+                             "line and the traceback --debug shows\n")
+    assert isinstance(run([*REFERENCE, "--debug"]).exception, kind)
+
+
+def test_running_out_of_memory_is_bad_input(monkeypatch):
+    import gradcalc.api
+
+    def huge(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(gradcalc.api, "backward", huge)
+    result = run(REFERENCE)
+    assert result.exit_code == 2 and result.stderr == "error: out of memory: the input is too large\n"
+
+
+def test_an_internal_error_in_a_real_process_has_no_traceback():
+    code = ("import sys, gradcalc.api\n"
+            "def broken(*args, **kwargs): raise RuntimeError('boom')\n"
+            "gradcalc.api.backward = broken\n"
+            "from gradcalc.cli.commands import main\n"
+            "sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.run([sys.executable, "-c", code, *REFERENCE], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 70, proc.stderr
+    assert proc.stderr.startswith("error: internal error: RuntimeError: boom\nhint: this is a bug in gradcalc")
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
 
 
 def test_version_and_help():
     assert run(["--version"]).stdout == f"gradcalc {__version__}\n"
     help_text = run(["eval", "--help"]).stdout
     assert "gradcalc eval" in help_text and "--seed" in help_text
+
+
+@pytest.mark.parametrize("command, choices", [
+    ("eval", ["--format table|torch|json|csv", "--dtype float32|float64"]),
+    ("diff", ["--format text|latex|json"]),
+    ("graph", ["--format tree|dot|mermaid", "--dtype float32|float64"]),
+    ("check", ["--dtype float32|float64"]),
+])
+def test_help_lists_each_choice_option_s_choices(command, choices):
+    result = run([command, "--help"])
+    assert result.exit_code == 0
+    for text in choices:
+        assert text in result.stdout, result.stdout

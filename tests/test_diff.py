@@ -73,7 +73,7 @@ def test_a_200_statement_program_is_derived_with_budgets():
 
 @pytest.mark.parametrize("args, message", [
     (["diff", "b = x*2", "--wrt", "q"], "no tensor named 'q'"),
-    (["diff", "b = x*2", "--format", "html"], "--format 'html'"),
+    (["diff", "b = x*2", "--format", "html"], "Invalid value for '--format': 'html' is not one of 'text', 'latex', 'json'."),
     (["diff", "b = x.detach()*2"], "depends on no input that requires grad"),
     (["diff", "b = x +"], "line 1"),
 ])

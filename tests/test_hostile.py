@@ -176,9 +176,9 @@ def test_hostile_programs_as_whole_processes(program):
 def test_text_without_end_is_refused_at_its_limit(monkeypatch):
     """/dev/zero as values or as batch rows: read up to the limit, then an error (the limit is
     made small here; it is MAX_VALUES_TEXT characters)."""
-    import gradcalc.cli.commands
+    import gradcalc.lang.inputs
 
-    monkeypatch.setattr(gradcalc.cli.commands, "MAX_VALUES_TEXT", 1000)
+    monkeypatch.setattr(gradcalc.lang.inputs, "MAX_VALUES_TEXT", 1000)
     endless = "\0" * 5000
     assert_rejected(["eval", "b = x.sum()", "--values", "-"], "longer than 1,000 characters", input=endless)
     result = CliRunner().invoke(app, ["eval", "b = x.sum()", "--batch", "-"], input='{"x": [1, 2]}\n' + endless)

@@ -14,15 +14,20 @@ Speed (100,000 rows a second is the aim) comes from doing per piece, in C, what 
 per row in Python: orjson parses a piece of plain rows at once and writes each stacked array
 that differs between rows, whose text is cut into rows and joined with the row template's
 fixed text (which holds what is the same in every row). Every document is byte for byte
-what the row alone would give (tests/test_batch.py). gradcalc.analysis.turns shares a file's pieces
-among processes.
+what the row alone would give (tests/test_batch.py). `run_pieces` shares the pieces among
+processes (a standard process pool), this one reading the input and writing the results in
+order.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterable, Iterator
+import os
+import signal
+import sys
+from collections import deque
+from collections.abc import Generator, Iterable, Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -33,6 +38,8 @@ from gradcalc.lang import syntax
 
 CHUNK = 8192        # lines at a time when rows are not all plain and alike
 PIECE = 1 << 18     # characters of whole lines at a time when they are
+MAX_WORKERS = 4     # processes that share a batch, at most (default_workers)
+LOOK_AHEAD = 2      # pieces sent to the workers ahead of the one written, per worker
 # Elementwise rows whose results depend on a tensor's layout (torch's vector/scalar loops).
 _LAYOUT_DEPENDENT = {"maximum", "minimum"}
 
@@ -59,7 +66,9 @@ def _chunk(parts: list) -> Chunk:
     """One Chunk of consecutive parts, each a RowResult or a Chunk."""
     if len(parts) == 1 and isinstance(parts[0], Chunk):
         return parts[0]
-    lines, errors, texts = [], [], []
+    lines: list[int] = []
+    errors: list[str | None] = []
+    texts: list[str] = []
     for part in parts:
         if isinstance(part, Chunk):
             lines.extend(part.lines)
@@ -92,6 +101,78 @@ def run_batch_chunks(program: syntax.Program, blocks: Iterable[str], *, outputs=
 def batch_job(program: syntax.Program, **options) -> _Job:
     """What every piece of one batch shares: the program, the options, the partials so far."""
     return _Job(program, options, _elementwise_only(program), {})
+
+
+def default_workers() -> int:
+    """The CPUs this process may use, at most MAX_WORKERS; 1 where processes are not forked
+    (off Linux), since a worker is the copy of this process that has run the first piece."""
+    if not sys.platform.startswith("linux"):
+        return 1
+    return max(1, min(len(os.sched_getaffinity(0)), MAX_WORKERS))
+
+
+class WorkerStopped(GradcalcError):
+    """A batch worker process failed: a bug, or the process was killed."""
+
+
+def run_pieces(job: _Job, blocks: Iterable[str], workers: int) -> Generator[Chunk, None, None]:
+    """The chunks of every piece of `blocks` (numbered_pieces), in input order, the pieces
+    computed by `workers` processes. The first piece is run here, first, so that what it
+    derives (the partials, the cache) is there before the workers are forked; then this
+    process reads the input and hands out pieces of text, at most LOOK_AHEAD per worker ahead
+    of the piece whose chunks it yields. A consumer that stops early should close the generator
+    (contextlib.closing): that stops the workers at once. A worker's failure raises
+    WorkerStopped, once, after the chunks of the pieces before it."""
+    pieces = numbered_pieces(blocks)
+    for piece in itertools.islice(pieces, 1 if workers > 1 else None):
+        yield from job.run(*piece)
+    second = next(pieces, None)
+    if second is not None:
+        yield from _in_pool(job, itertools.chain([second], pieces), workers)
+
+
+def _in_pool(job: _Job, pieces: Iterator[tuple[int, int, str]], workers: int) -> Iterator[Chunk]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
+    sys.stdout.flush()  # a forked worker flushes its copy of these buffers when it ends: empty them
+    sys.stderr.flush()
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(job,))
+    try:
+        ahead: deque = deque()
+        for first, count, text in pieces:
+            ahead.append((first, count, pool.submit(_run_piece, first, count, text)))
+            if len(ahead) >= LOOK_AHEAD * workers:
+                yield from _piece_result(*ahead.popleft())
+        while ahead:
+            yield from _piece_result(*ahead.popleft())
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+_worker_job: _Job | None = None  # in a worker process: the job of the batch
+
+
+def _start_worker(job: _Job) -> None:
+    global _worker_job
+    _worker_job = job
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the first process, which stops the pool
+
+
+def _run_piece(first: int, count: int, text: str) -> list[Chunk]:
+    assert _worker_job is not None
+    return _worker_job.run(first, count, text)
+
+
+def _piece_result(first: int, count: int, future) -> list[Chunk]:
+    try:
+        return future.result()
+    except GradcalcError:
+        raise
+    except Exception as e:  # a bug in the worker, or a worker killed (BrokenProcessPool)
+        raise WorkerStopped(f"internal error in a batch worker, at lines {first}-{first + count - 1}: "
+                            f"{type(e).__name__}: {e}", hint="run the batch in one process: --jobs 1") from e
 
 
 def numbered_pieces(blocks: Iterable[str]) -> Iterator[tuple[int, int, str]]:
@@ -358,7 +439,7 @@ def _stacked(program, template, line_numbers, stacked, options, partials):
     """Rows of one shape at once, along a leading batch axis (elementwise programs only)."""
     from gradcalc.api import evaluate, output_node
     from gradcalc.engine.graph import Node
-    from gradcalc.report.formats import json_array
+    from gradcalc.report.formats import Row, json_array, tensor_entry
 
     graph = template.graph
     rank = max((v.ndim - 1 for v in stacked.values()), default=0)
@@ -377,7 +458,7 @@ def _stacked(program, template, line_numbers, stacked, options, partials):
     head = {"dtype": graph.dtype.name, "outputs": list(template.outputs)}
     # per name: (name, binding, data, grad), each of data and grad the rows' arrays stacked
     # when they differ between rows, or _Fixed when they do not (a grad may be None)
-    columns = []
+    columns: list[tuple] = []
     for name in graph.names:
         binding = graph.bindings[name]
         if not isinstance(binding, Node):
@@ -395,27 +476,34 @@ def _stacked(program, template, line_numbers, stacked, options, partials):
     plain = _plain_numbers(numbers)
     if plain.all():  # the common case: the rows' text at once
         return Chunk(lines, no_errors, _fill(segments, slots, count))
-    documents = [None] * count
+    documents = [""] * count
     filled = _fill(segments, [slot[plain] for slot in slots], int(plain.sum())).split("\n")
     for i, document in zip(np.flatnonzero(plain).tolist(), filled):
         documents[i] = document
     for i in np.flatnonzero(~plain).tolist():
         # nan or an infinity (JSON has none: the document spells it as a string), or a number
         # json.dumps writes with an exponent: the row's document is written whole
-        def row(array):
-            if isinstance(array, np.ndarray):
-                return json_array(array[i])
-            return array.json if isinstance(array, _Fixed) else array
-
-        tensors = [_tensor(name, binding, row(data), row(grad), partials) for name, binding, data, grad in columns]
+        tensors = [tensor_entry(Row(name, binding), _in_row(data, i), _in_row(grad, i), partials[name])
+                   for name, binding, data, grad in columns]
         documents[i] = _dumps({**head, "tensors": tensors})
     return Chunk(lines, no_errors, "".join(d + "\n" for d in documents))
+
+
+def _in_row(array, i: int) -> object:
+    """Row i's data or grad, JSON-ready, from a column of _stacked: the rows' arrays, _Fixed, or None."""
+    from gradcalc.report.formats import json_array
+
+    if isinstance(array, np.ndarray):
+        return json_array(array[i])
+    return array.json if isinstance(array, _Fixed) else array
 
 
 def _segments(head: dict, columns, partials) -> list[str]:
     """One row's JSON text, cut where each tensor's data or grad varies between the group's
     rows: the text before the first such array, between each two, and after the last."""
-    marks = []
+    from gradcalc.report.formats import Row, tensor_entry
+
+    marks: list[str] = []
 
     def slot(array):
         if not isinstance(array, np.ndarray):
@@ -423,7 +511,8 @@ def _segments(head: dict, columns, partials) -> list[str]:
         marks.append(f"@@{len(marks)}@@")
         return marks[-1]
 
-    tensors = [_tensor(name, binding, slot(data), slot(grad), partials) for name, binding, data, grad in columns]
+    tensors = [tensor_entry(Row(name, binding), slot(data), slot(grad), partials[name])
+               for name, binding, data, grad in columns]
     text = _dumps({**head, "tensors": tensors})
     segments = []
     for mark in marks:
@@ -447,14 +536,6 @@ def _by_row(rows: np.ndarray):
         return rows
     bits = np.ascontiguousarray(rows).reshape(len(rows), -1).view(f"u{rows.itemsize}")
     return _Fixed(json_array(rows[0])) if (bits == bits[0]).all() else rows
-
-
-def _tensor(name, binding, data, grad, partials) -> dict:
-    """One entry of a document's "tensors", with its data and grad already JSON-ready."""
-    return {"name": name, "shape": list(np.shape(binding.value)), "data": data, "grad": grad,
-            "requires_grad": bool(getattr(binding, "requires_grad", False)),
-            "is_leaf": bool(getattr(binding, "is_leaf", True)),
-            "grad_fn": getattr(binding, "grad_fn", None), "partials": partials[name]}
 
 
 def _plain_numbers(numbers: np.ndarray) -> np.ndarray:

@@ -121,6 +121,12 @@ class CheckReport:
     def passed(self) -> bool:
         return not self.failures
 
+    def render(self) -> str:
+        """`check`'s output: the failures and notes, then `ok: N checks passed` or `FAILED: ...`."""
+        summary = (f"FAILED: {len(self.failures)} of {self.checks} checks" if self.failures
+                   else f"ok: {self.checks} check{'s' if self.checks != 1 else ''} passed")
+        return "\n".join([*self.lines, summary]) + "\n"
+
 
 def run_check(program, inputs: dict, expectations: list[Expectation], *, seeds=(), outputs=(),
               retain=(), no_grad=(), dtype="float32", rtol=None, atol=None,

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from gradcalc.errors import GradcalcError, InputError
+from gradcalc.errors import ExitCode, GradcalcError, InputError
 
 try:
     import tomllib
@@ -31,6 +31,12 @@ class CaseResult:
     error: bool          # bad input (exit 2 territory), not a failed expectation
     text: str
     seconds: float
+
+
+def read_suite(path: str) -> list[Case]:
+    from gradcalc.lang.inputs import read_file
+
+    return load_suite(path, read_file(path, "suite file"))
 
 
 def load_suite(path: str, text: str) -> list[Case]:
@@ -61,6 +67,21 @@ def run_suite(cases: list[Case], progress=None, use_cache: bool = False) -> list
             if progress is not None:
                 progress.advance(progress.task_ids[0])
     return results
+
+
+def summary(results: list[CaseResult]) -> str:
+    """Each case that did not pass under a `--- NAME` line, then `N passed, M failed`."""
+    failed = sum(not r.passed for r in results)
+    errors = sum(r.error for r in results)
+    counts = f"{len(results) - failed} passed, {failed} failed" + (f" ({errors} with bad input)" if errors else "")
+    return "".join(f"--- {r.name}\n{r.text}\n" for r in results if not r.passed) + counts + "\n"
+
+
+def exit_status(results: list[CaseResult]) -> ExitCode:
+    """2 if a case had bad input, else 1 if one failed, else 0."""
+    if any(r.error for r in results):
+        return ExitCode.BAD_INPUT
+    return ExitCode.CHECK_FAILED if any(not r.passed for r in results) else ExitCode.OK
 
 
 def _run_case(case: Case, use_cache: bool = False) -> CaseResult:
@@ -128,8 +149,9 @@ def write_junit(results: list[CaseResult], path: str, *, suite_name: str) -> Non
             tag = "error" if r.error else "failure"
             node = ET.SubElement(case, tag, message=r.text.splitlines()[0] if r.text else tag)
             node.text = r.text
-    tree = ET.ElementTree(ET.Element("testsuites"))
-    tree.getroot().append(suite)
+    root = ET.Element("testsuites")
+    root.append(suite)
+    tree = ET.ElementTree(root)
     ET.indent(tree)
     try:
         tree.write(path, encoding="utf-8", xml_declaration=True)

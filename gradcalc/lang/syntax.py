@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ class Call:
     pos: Pos
 
 
-Expr = Union[Number, Name, Call]
+Expr = Number | Name | Call
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,7 @@ class RetainGrad:
     pos: Pos
 
 
-Statement = Union[Assign, RetainGrad]
+Statement = Assign | RetainGrad
 
 
 @dataclass(frozen=True)

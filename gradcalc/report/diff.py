@@ -77,7 +77,8 @@ def render_latex(derivation: Derivation) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_json(derivation: Derivation) -> str:
+def derivation_json(derivation: Derivation) -> str:
+    """`diff --format json`: the local partials and the chain rule as one JSON document."""
     document = {
         "output": derivation.output,
         "edges": [{"of": e.parent, "wrt": e.child, "partial": text(e.partial)} for e in derivation.edges],

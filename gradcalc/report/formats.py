@@ -6,6 +6,7 @@ import json
 import math
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any, cast
 
 import numpy as np
 
@@ -32,19 +33,19 @@ class Row:
 
     @property
     def requires_grad(self) -> bool:
-        return self.is_tensor and self.binding.requires_grad
+        return isinstance(self.binding, Node) and self.binding.requires_grad
 
     @property
     def is_leaf(self) -> bool:
-        return not self.is_tensor or self.binding.is_leaf
+        return not isinstance(self.binding, Node) or self.binding.is_leaf
 
     @property
     def grad_fn(self) -> str | None:
-        return self.binding.grad_fn if self.is_tensor else None
+        return self.binding.grad_fn if isinstance(self.binding, Node) else None
 
     @property
     def grad(self) -> np.ndarray | None:
-        return self.binding.grad if self.is_tensor else None
+        return self.binding.grad if isinstance(self.binding, Node) else None
 
 
 def rows(evaluation: Evaluation) -> list[Row]:
@@ -53,7 +54,7 @@ def rows(evaluation: Evaluation) -> list[Row]:
 
 
 def data_text(row: Row) -> str:
-    if not row.is_tensor:
+    if not isinstance(row.binding, Node):
         return repr(row.binding.value)
     return tensor_repr(row.binding.value)
 
@@ -65,7 +66,7 @@ def grad_text(row: Row) -> str:
 def render_torch(evaluation: Evaluation) -> str:
     """`print(t.data, t.grad)` for each name bound to a leaf or a tensor that retains grad."""
     lines = [f"{data_text(r)} {grad_text(r)}" for r in rows(evaluation)
-             if r.is_tensor and (r.is_leaf or r.binding.retains_grad)]
+             if isinstance(r.binding, Node) and (r.binding.is_leaf or r.binding.retains_grad)]
     return "".join(line + "\n" for line in lines)
 
 
@@ -79,7 +80,8 @@ def symbolic_partials(evaluation: Evaluation) -> dict[str, dict[str, str | None]
     if over_budget(evaluation.graph):  # symbols only: nothing worth keeping
         return _abbreviated_partials(evaluation)
     key = structure_key(evaluation.graph, evaluation.outputs)
-    return cache.current().get("partials", key, lambda: _symbolic_partials(evaluation), decode=_partials_table)
+    partials = cache.current().get("partials", key, lambda: _symbolic_partials(evaluation), decode=_partials_table)
+    return cast(dict[str, dict[str, str | None]], partials)
 
 
 def _partials_table(value) -> dict:
@@ -99,7 +101,7 @@ def _symbolic_partials(evaluation: Evaluation) -> dict[str, dict[str, str | None
     for row in rows(evaluation):
         result[row.name] = {}
         for out, partials in per_output.items():
-            expr = partials.get(row.binding.id) if row.is_tensor else None
+            expr = partials.get(row.binding.id) if isinstance(row.binding, Node) else None
             result[row.name][out] = None if expr is None else text(expr)
     return result
 
@@ -117,7 +119,7 @@ def _abbreviated_partials(evaluation: Evaluation) -> dict[str, dict[str, str | N
     for row in rows(evaluation):
         result[row.name] = {}
         for out, node in outputs.items():
-            if not row.is_tensor or row.binding.id not in joined[out]:
+            if not isinstance(row.binding, Node) or row.binding.id not in joined[out]:
                 result[row.name][out] = None
             else:
                 result[row.name][out] = "1" if row.binding is node else f"∂{out}/∂{row.name}"
@@ -128,25 +130,26 @@ def json_document(evaluation: Evaluation, explanations: dict[str, str] | None = 
                   partials: dict | None = None) -> dict:
     """SPEC §5's document as Python data; `partials` may come precomputed (batch rows)."""
     partials = symbolic_partials(evaluation) if partials is None else partials
-    tensors = []
-    for row in rows(evaluation):
-        value = row.binding.value
-        tensors.append({
-            "name": row.name,
-            "shape": list(np.shape(value)),
-            "data": json_array(value),
-            "grad": None if row.grad is None else json_array(row.grad),
-            "requires_grad": row.requires_grad,
-            "is_leaf": row.is_leaf,
-            "grad_fn": row.grad_fn,
-            "partials": partials[row.name],
-            **({"explanation": explanations[row.name]} if explanations else {}),
-        })
+    tensors = [tensor_entry(row, json_array(row.binding.value), None if row.grad is None else json_array(row.grad),
+                            partials[row.name], explanations[row.name] if explanations else None)
+               for row in rows(evaluation)]
     return {"dtype": dtype_name(evaluation.graph.dtype), "outputs": list(evaluation.outputs),
             "tensors": tensors}
 
 
-def render_json(evaluation: Evaluation, explanations: dict[str, str] | None = None) -> str:
+def tensor_entry(row: Row, data: object, grad: object, partials: dict[str, str | None],
+                 explanation: str | None = None) -> dict:
+    """One entry of a document's "tensors", its data and grad already JSON-ready (json_array's)."""
+    entry = {"name": row.name, "shape": list(np.shape(row.binding.value)), "data": data, "grad": grad,
+             "requires_grad": row.requires_grad, "is_leaf": row.is_leaf, "grad_fn": row.grad_fn,
+             "partials": partials}
+    if explanation is not None:
+        entry["explanation"] = explanation
+    return entry
+
+
+def evaluation_json(evaluation: Evaluation, explanations: dict[str, str] | None = None) -> str:
+    """`eval --format json`: SPEC §5's document, one tensor a line."""
     document = json_document(evaluation, explanations)
     # One tensor a line: readable by people, and by jq like any JSON.
     body = ",\n".join(f"    {json.dumps(t, allow_nan=False, ensure_ascii=False)}" for t in document["tensors"])
@@ -155,41 +158,46 @@ def render_json(evaluation: Evaluation, explanations: dict[str, str] | None = No
             f'  "tensors": [\n{body}\n  ]\n}}\n')
 
 
+# TEMPORARY: the old name, until tests/test_fuzz_properties.py and tests/fuzz/fuzz_eval.py say evaluation_json
+render_json = evaluation_json
+
+
 def dtype_name(dtype) -> str:
-    return "exact" if dtype == object else dtype.name
+    return "exact" if dtype == np.dtype(object) else dtype.name
 
 
-def json_array(value) -> object:
-    """Nested lists of numbers; nan and infinities as strings; float32 by its shortest digits."""
+def json_array(value) -> Any:
+    """Nested lists of numbers (a number for a 0-d array); nan and infinities as the strings
+    "nan", "inf", "-inf"; float32 by its shortest digits (NumPy's), read as a double."""
     array = np.asarray(value)
     if array.dtype == object:  # `--exact`: SymPy's text of each number, "1/3"
         return np.frompyfunc(str, 1, 1)(array).tolist() if array.ndim else str(array.item())
-    numbers = json_numbers(array)
-    if np.isfinite(numbers).all():
-        return numbers.tolist()
-    flat = [_json_number(x) for x in numbers.ravel().tolist()]
+    finite = np.isfinite(array)
+    if finite.all():
+        return _numbers(array)
+    flat = [number if ok else _special(x) for number, ok, x in
+            zip(_numbers(np.where(finite, array, 0).reshape(-1)), finite.ravel().tolist(), array.ravel().tolist())]
     return flat[0] if array.ndim == 0 else np.array(flat, dtype=object).reshape(array.shape).tolist()
 
 
-def json_numbers(array: np.ndarray) -> np.ndarray:
-    """The doubles that JSON prints for a float array's elements: float32 through its shortest
-    decimal string, then as the double those digits name, so 0.1 prints 0.1, not
-    0.10000000149011612. Vectorised: no Python loop per element."""
-    if array.dtype == np.float32:
-        if array.size < 256:  # a few numbers: NumPy's own digits, at a few µs each
-            return array.astype(str).astype(np.float64)
-        from gradcalc.report.shortest import float32_shortest  # the same doubles, 15x faster per number
+def _numbers(array: np.ndarray) -> Any:
+    """`array.astype(np.float64).tolist()`, but a float32 through its shortest decimal digits,
+    so 0.1 gives 0.1, not 0.10000000149011612: orjson writes a float32 with the digits of
+    NumPy's str (the shortest that read back as the same float32; tests/test_shortest.py),
+    in C, and reads them back as doubles. Finite numbers only (orjson writes null for nan)."""
+    if array.dtype != np.float32:
+        return array.astype(np.float64).tolist()
+    if array.size < 256:  # a few numbers: NumPy's own digits, a µs each, and no orjson to import
+        return array.astype(str).astype(np.float64).tolist()
+    import orjson
 
-        return float32_shortest(array)
-    return array.astype(np.float64)
+    return orjson.loads(orjson.dumps(np.ascontiguousarray(array), option=orjson.OPT_SERIALIZE_NUMPY))
 
 
-def _json_number(x: float) -> object:
+def _special(x: float) -> str:
     if math.isnan(x):
         return "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return x
+    return "inf" if x > 0 else "-inf"
 
 
 def render_csv(evaluation: Evaluation) -> str:

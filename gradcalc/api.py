@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 
 import numpy as np
 
@@ -13,12 +12,6 @@ from gradcalc.engine.graph import Const, Graph, Node, build
 from gradcalc.engine.ops import ARITIES
 from gradcalc.errors import InputError
 from gradcalc.lang import parser, syntax
-
-
-class DType(str, Enum):
-    """The tensors' dtype (`evaluate` also takes "exact": SymPy rationals)."""
-    float32 = "float32"
-    float64 = "float64"
 
 
 def parse(source: str) -> syntax.Program:

@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numpy as np
 
 from gradcalc.engine.ops import OPS, Kind
-from gradcalc.errors import GradcalcError, InputError, MissingInput
+from gradcalc.errors import ExitCode, GradcalcError, InputError, MissingInput
 from gradcalc.lang import syntax
 
 CHUNK = 8192        # lines at a time when rows are not all plain and alike
@@ -113,6 +113,8 @@ def default_workers() -> int:
 
 class WorkerStopped(GradcalcError):
     """A batch worker process failed: a bug, or the process was killed."""
+
+    exit_code = ExitCode.INTERNAL
 
 
 def run_pieces(job: _Job, blocks: Iterable[str], workers: int) -> Generator[Chunk, None, None]:

@@ -6,30 +6,20 @@ import contextlib
 import functools
 import gc
 import sys
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from enum import Enum
-from typing import Annotated, Optional, cast
+from typing import Annotated, Optional
 
 import typer
 
 from gradcalc import __version__, cache
-from gradcalc.api import DType, evaluate, parse
+from gradcalc.choices import DiffFormat, DType, Format, GraphFormat
 from gradcalc.cli.terminal import Commands, error, guarded, print_texts, progress_on_terminal, stdout_console
 from gradcalc.errors import ExitCode, InputError
-from gradcalc.lang.inputs import input_values, read_program, split_names
-from gradcalc.lang.values import parse_value
-from gradcalc.report.diff import DiffFormat
-from gradcalc.report.formats import Format
 
 app = typer.Typer(name="gradcalc", cls=Commands, add_completion=False, no_args_is_help=True,
                   pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="A gradient calculator: PyTorch's .grad printout for a formula, and the chain rule behind it.")
-
-
-class GraphFormat(str, Enum):
-    tree = "tree"
-    dot = "dot"
-    mermaid = "mermaid"
 
 
 def _choices(choices: type[Enum]) -> str:
@@ -113,6 +103,9 @@ def eval_command(
     \b
       gradcalc eval "a = x + 2*y; b = a + z/2" --x 2,1 --y 1,3 --z 5,2 --seed 1,1 --retain a --format torch
     """
+    from gradcalc.api import evaluate  # here, not above: --help and --version load no NumPy
+    from gradcalc.lang.inputs import input_values, read_program, split_names
+    from gradcalc.lang.values import parse_value
     source = read_program(program, sys.stdin)
     options = {"outputs": output, "retain": split_names(retain), "no_grad": split_names(no_grad)}
     with cache.program(source, enabled=not no_cache):
@@ -156,6 +149,8 @@ def diff_command(
       gradcalc diff "a = x + 2*y; b = a + z/2"
     """
     from gradcalc.analysis.differentiate import derivation
+    from gradcalc.api import parse  # here, not above: --help and --version load no NumPy
+    from gradcalc.lang.inputs import input_values, read_program, split_names
     from gradcalc.report import diff
 
     parsed = parse(read_program(program, sys.stdin))
@@ -193,6 +188,9 @@ def graph_command(
     """
     from gradcalc.analysis.differentiate import grad_fn_graph
     from gradcalc.analysis.gradgraph import render_dot, render_mermaid, render_tree
+    from gradcalc.api import parse  # here, not above: --help and --version load no NumPy
+    from gradcalc.lang.inputs import input_values, read_program, split_names
+    from gradcalc.lang.values import parse_value
 
     parsed = parse(read_program(program, sys.stdin))
     given = input_values(ctx.args, var, values, sys.stdin)
@@ -238,6 +236,9 @@ def check_command(
     """  # noqa: E501 (the example is one command line)
     from gradcalc.analysis import suite as suites
     from gradcalc.analysis.checking import parse_expectation, run_check
+    from gradcalc.api import parse  # here, not above: --help and --version load no NumPy
+    from gradcalc.lang.inputs import input_values, read_program, split_names
+    from gradcalc.lang.values import parse_value
 
     if suite is not None:
         cases = suites.read_suite(suite)
@@ -300,13 +301,17 @@ def _run_batch(source: str, path: str, seed: list[str], options: dict, dtype: st
     The rows are shared by `jobs` processes (0: one per CPU, see gradcalc.analysis.batch)."""
     from gradcalc.analysis.batch import batch_job, default_workers, run_pieces
     from gradcalc.analysis.batch_input import bounded_blocks, open_rows
+    from gradcalc.api import parse
+    from gradcalc.lang.values import parse_value
 
     stream = open_rows(path, sys.stdin)
     job = batch_job(parse(source), seeds=[parse_value(s, "--seed") for s in seed], **options, dtype=dtype)
     too_long: list[str] = []
     failed = 0
     progress = progress_on_terminal("rows")
-    chunks = cast(Generator, run_pieces(job, bounded_blocks(stream, too_long), jobs or default_workers()))
+    # One process under a progress bar: a fork beside Rich's refresh thread can print its bytes twice.
+    workers = 1 if progress is not None else jobs or default_workers()
+    chunks = run_pieces(job, bounded_blocks(stream, too_long), workers)
     with stream, progress or contextlib.nullcontext(), contextlib.closing(chunks):
         for chunk in chunks:
             sys.stdout.write(chunk.text)

@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
 
 from gradcalc.symbolic.chain import Chain, Derivation
 from gradcalc.symbolic.partials import text
-
-
-class DiffFormat(str, Enum):
-    text = "text"
-    latex = "latex"
-    json = "json"
 
 
 def _d(top: str, bottom: str) -> str:

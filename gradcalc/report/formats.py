@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any, cast
 
 import numpy as np
@@ -13,13 +12,6 @@ import numpy as np
 from gradcalc.api import Evaluation
 from gradcalc.engine.graph import Binding, Node
 from gradcalc.report.tensor_str import tensor_repr
-
-
-class Format(str, Enum):
-    table = "table"
-    torch = "torch"
-    json = "json"
-    csv = "csv"
 
 
 @dataclass

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from gradcalc.api import evaluate, parse
 from gradcalc.engine.ops import FUNCTIONS
 from gradcalc.errors import GradcalcError
-from gradcalc.report.formats import render_csv, render_json, render_table, render_torch
+from gradcalc.report.formats import evaluation_json, render_csv, render_table, render_torch
 
 EXAMPLES = int(os.environ.get("GRADCALC_FUZZ_EXAMPLES", "150"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("GRADCALC_FUZZ_RANDOM"),
@@ -113,7 +113,7 @@ def test_random_programs_raise_only_gradcalc_errors(source, inputs, dtype, seede
         except GradcalcError:
             return
         render_torch(evaluation)
-        render_json(evaluation)
+        evaluation_json(evaluation)
         render_csv(evaluation)
         from rich.console import Console
 

@@ -40,8 +40,6 @@ CHUNK = 8192        # lines at a time when rows are not all plain and alike
 PIECE = 1 << 18     # characters of whole lines at a time when they are
 MAX_WORKERS = 4     # processes that share a batch, at most (default_workers)
 LOOK_AHEAD = 2      # pieces sent to the workers ahead of the one written, per worker
-# Elementwise rows whose results depend on a tensor's layout (torch's vector/scalar loops).
-_LAYOUT_DEPENDENT = {"maximum", "minimum"}
 
 
 class RowResult(NamedTuple):
@@ -596,7 +594,8 @@ def _elementwise_only(program: syntax.Program) -> bool:
                 if isinstance(e, syntax.Call):
                     row = OPS[e.op]
                     # (matmul, the only row that lowers to non-elementwise rows, is linear algebra)
-                    if row.kind not in (Kind.ELEMENTWISE, Kind.IDENTITY, Kind.DETACH) or e.op in _LAYOUT_DEPENDENT:
+                    # (a result that depends on the tensor's layout differs when rows are stacked)
+                    if row.kind not in (Kind.ELEMENTWISE, Kind.IDENTITY, Kind.DETACH) or row.layout_dependent:
                         return False
     return True
 

@@ -150,9 +150,6 @@ def evaluation_json(evaluation: Evaluation, explanations: dict[str, str] | None 
             f'  "tensors": [\n{body}\n  ]\n}}\n')
 
 
-# TEMPORARY: the old name, until tests/test_fuzz_properties.py and tests/fuzz/fuzz_eval.py say evaluation_json
-render_json = evaluation_json
-
 
 def dtype_name(dtype) -> str:
     return "exact" if dtype == np.dtype(object) else dtype.name

@@ -25,7 +25,7 @@ with atheris.instrument_imports(include=["gradcalc"]):
     from gradcalc.engine.graph import find_inputs
     from gradcalc.errors import GradcalcError
     from gradcalc.lang.values import parse_json_values, parse_value
-    from gradcalc.report.formats import render_csv, render_json, render_torch
+    from gradcalc.report.formats import evaluation_json, render_csv, render_torch
 
 import numpy as np
 
@@ -77,7 +77,7 @@ def TestOneInput(data: bytes) -> None:
     except GradcalcError:
         return
     render_torch(evaluation)
-    render_json(evaluation)
+    evaluation_json(evaluation)
     render_csv(evaluation)
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gradcalc.engine.backward import backward
-from gradcalc.engine.graph import Const, Graph, Node, build
+from gradcalc.engine.graph import Graph, build, output_node
 from gradcalc.engine.ops import ARITIES
 from gradcalc.errors import InputError
 from gradcalc.lang import parser, syntax
@@ -49,10 +49,4 @@ def evaluate(source: str | syntax.Program, values: dict[str, np.ndarray], *,
     return Evaluation(graph, outputs, padded)
 
 
-def output_node(graph: Graph, name: str) -> Node:
-    binding = graph.bindings.get(name)
-    if binding is None:
-        raise InputError(f"--output {name}: the program has no tensor named '{name}'")
-    if isinstance(binding, Const):
-        raise InputError(f"--output {name}: '{name}' is a number, not a tensor")
-    return binding
+__all__ = ["Evaluation", "evaluate", "output_node", "parse"]

@@ -13,21 +13,12 @@ import torch
 from rich.console import Console
 from torch_oracle import OracleOp, run_torch
 
-from gradcalc.analysis.gradgraph import (
-    GradEdge,
-    GradGraph,
-    GradNode,
-    dot_escape,
-    grad_graph,
-    mermaid_escape,
-    render_dot,
-    render_mermaid,
-    render_tree,
-)
 from gradcalc.api import evaluate, parse
+from gradcalc.engine.grad_fns import GradEdge, GradGraph, GradNode, grad_graph
 from gradcalc.engine.graph import build
 from gradcalc.engine.ops import FUNCTIONS, Kind
 from gradcalc.errors import GradcalcError, InputError, TorchError
+from gradcalc.report.graphs import dot_escape, mermaid_escape, render_dot, render_mermaid, render_tree
 
 VALUES = {"x": [0.1, 0.2, 0.3], "y": [0.4, 0.5, 0.6], "z": [0.7, 0.8, 0.9],
           "A": [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]],

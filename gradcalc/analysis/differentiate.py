@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradcalc.analysis.gradgraph import GradGraph, grad_graph
 from gradcalc.analysis.hessian import hessian
 from gradcalc.analysis.jacobian import jacobian
 from gradcalc.api import Evaluation, evaluate, output_node
 from gradcalc.engine.backward import backward
+from gradcalc.engine.grad_fns import GradGraph, grad_graph
 from gradcalc.engine.graph import build, find_inputs
 from gradcalc.errors import InputError
 from gradcalc.lang import syntax

@@ -187,10 +187,10 @@ def graph_command(
       gradcalc graph "a = x + 2*y; b = a + z/2" --format dot | dot -Tsvg > graph.svg
     """
     from gradcalc.analysis.differentiate import grad_fn_graph
-    from gradcalc.analysis.gradgraph import render_dot, render_mermaid, render_tree
     from gradcalc.api import parse  # here, not above: --help and --version load no NumPy
     from gradcalc.lang.inputs import input_values, read_program, split_names
     from gradcalc.lang.values import parse_value
+    from gradcalc.report.graphs import render_dot, render_mermaid, render_tree
 
     parsed = parse(read_program(program, sys.stdin))
     given = input_values(ctx.args, var, values, sys.stdin)

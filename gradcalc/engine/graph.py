@@ -74,6 +74,16 @@ class Graph:
         return self.inputs + self.assigned
 
 
+def output_node(graph: Graph, name: str) -> Node:
+    """The tensor `name` is bound to, where an output must be one."""
+    binding = graph.bindings.get(name)
+    if binding is None:
+        raise InputError(f"--output {name}: the program has no tensor named '{name}'")
+    if isinstance(binding, Const):
+        raise InputError(f"--output {name}: '{name}' is a number, not a tensor")
+    return binding
+
+
 def structure_key(graph: Graph, outputs) -> str:
     """A digest of everything about a graph but its values: ops, edges, shapes, flags, names."""
     import hashlib

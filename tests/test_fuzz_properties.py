@@ -117,4 +117,4 @@ def test_random_programs_raise_only_gradcalc_errors(source, inputs, dtype, seede
         render_csv(evaluation)
         from rich.console import Console
 
-        render_table(evaluation, Console(file=io.StringIO(), width=100))
+        Console(file=io.StringIO(), width=100).print(render_table(evaluation))

@@ -14,7 +14,7 @@ import typer
 
 from gradcalc import __version__, cache
 from gradcalc.choices import DiffFormat, DType, Format, GraphFormat
-from gradcalc.cli.terminal import Commands, error, guarded, print_texts, progress_on_terminal, stdout_console
+from gradcalc.cli.terminal import Commands, emit, error, guarded, progress_on_terminal, stdout_console
 from gradcalc.errors import ExitCode, InputError
 
 app = typer.Typer(name="gradcalc", cls=Commands, add_completion=False, no_args_is_help=True,
@@ -119,9 +119,14 @@ def eval_command(
                               seeds=[parse_value(s, "--seed") for s in seed], **options,
                               dtype="exact" if exact else dtype.value, run_backward=not (jacobian or hessian))
         if jacobian or hessian:
-            _print_derivatives(evaluation, format, second=hessian)
+            from gradcalc.analysis.differentiate import derivatives
+            from gradcalc.report.printout import derivatives_printout
+
+            emit(derivatives_printout(derivatives(evaluation, second=hessian), format))
         else:
-            _print_report(evaluation, format, explain)
+            from gradcalc.report.printout import evaluation_printout
+
+            emit(evaluation_printout(evaluation, format, explain))
     return ExitCode.OK
 
 
@@ -259,41 +264,6 @@ def check_command(
                            dtype=dtype.value, rtol=rtol, atol=atol, with_gradcheck=gradcheck_)
     sys.stdout.write(report.render())
     return ExitCode.OK if report.passed else ExitCode.CHECK_FAILED
-
-
-def _print_report(evaluation, format: Format, explain: bool) -> None:
-    """The report on stdout; with --explain, the explanations after a table, inside the json,
-    and on stderr for the torch format (whose stdout is torch's lines and nothing else)."""
-    from gradcalc.report import formats
-
-    notes = {}
-    if explain:
-        from gradcalc.report.explain import explanations
-
-        notes = explanations(evaluation)
-    if format is Format.table:
-        formats.render_table(evaluation, stdout_console())
-        print_texts(notes.values())
-    elif format is Format.json:
-        sys.stdout.write(formats.evaluation_json(evaluation, notes))
-    else:
-        sys.stdout.write((formats.render_torch if format is Format.torch else formats.render_csv)(evaluation))
-        if format is Format.torch:
-            sys.stderr.write("".join(line + "\n" for line in notes.values()))
-    sys.stdout.flush()
-
-
-def _print_derivatives(evaluation, format: Format, *, second: bool) -> None:
-    """--jacobian (--hessian): `NAME: tensor(...)` lines as torch prints the result per input, a
-    json document, or (table, csv) a titled tensor per input."""
-    from gradcalc.analysis.differentiate import derivatives
-    from gradcalc.report.derivatives import derivatives_json, derivatives_table, derivatives_torch
-
-    derived = derivatives(evaluation, second=second)
-    if format in (Format.json, Format.torch):
-        sys.stdout.write((derivatives_json if format is Format.json else derivatives_torch)(derived))
-    else:
-        print_texts(derivatives_table(derived))
 
 
 def _run_batch(source: str, path: str, seed: list[str], options: dict, dtype: str, jobs: int) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
 import typer
@@ -73,13 +73,16 @@ def stdout_console():
     return Console(no_color=True, width=int(os.environ.get("COLUMNS", 120)), highlight=False)
 
 
-def print_texts(texts: Iterable[str]) -> None:
-    """Each text on the stdout console (wrapped at its width, as a table is)."""
-    from rich.text import Text
-
-    console = stdout_console()
-    for text in texts:
-        console.print(Text(text))
+def emit(printout) -> None:
+    """A report.printout.Printout: its text on stdout, what it lays out on the stdout console,
+    its lines on stderr."""
+    sys.stdout.write(printout.stdout)
+    if printout.laid_out:
+        console = stdout_console()
+        for renderable in printout.laid_out:
+            console.print(renderable)
+    sys.stderr.write(printout.stderr)
+    sys.stdout.flush()
 
 
 def progress_on_terminal(what: str, total: Optional[int] = None):

@@ -212,7 +212,9 @@ def _csv_numbers(array: np.ndarray) -> list[str]:
     return [str(v) for v in flat]
 
 
-def render_table(evaluation: Evaluation, console) -> None:
+def render_table(evaluation: Evaluation) -> Any:
+    """The table report: a Rich table for a console to lay out at the terminal's width, or, past
+    TABLE_ROWS_BUDGET rows, the same as plain text."""
     from rich.table import Table
     from rich.text import Text
 
@@ -223,15 +225,14 @@ def render_table(evaluation: Evaluation, console) -> None:
     headers = ["name", "data", "grad", "requires_grad", "is_leaf", "grad_fn",
                *(f"∂{out}/∂name" for out in dict.fromkeys(evaluation.outputs))]
     if len(cells) > TABLE_ROWS_BUDGET:
-        console.file.write(seeds + "\n" + plain_table(headers, cells))
-        return
+        return seeds + "\n" + plain_table(headers, cells)
     multiline = any("\n" in c for row in cells for c in row)
     table = Table(title=seeds, title_justify="left", show_lines=multiline)
     for header in headers:
         table.add_column(header, overflow="fold")
     for row in cells:
         table.add_row(*(Text(c) for c in row))
-    console.print(table)
+    return table
 
 
 # Rich lays out a table at about a millisecond a cell; past this many rows the table is

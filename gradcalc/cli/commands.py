@@ -106,6 +106,7 @@ def eval_command(
     from gradcalc.api import evaluate  # here, not above: --help and --version load no NumPy
     from gradcalc.lang.inputs import input_values, read_program, split_names
     from gradcalc.lang.values import parse_value
+
     source = read_program(program, sys.stdin)
     options = {"outputs": output, "retain": split_names(retain), "no_grad": split_names(no_grad)}
     with cache.program(source, enabled=not no_cache):

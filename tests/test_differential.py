@@ -721,6 +721,9 @@ HAND_CASES.update({
     "tan's last ulp through acos (NumPy's float32 libm, now computed wider and rounded)": Case("a = atan2(x, x); b = acos(tan(a))", {"x": 1.0}, seeds=(0.0,), retain=("a", "b")),
     "exp's last ulp (NumPy's float32 libm, now computed wider and rounded)": Case("b = exp(x)", {"x": [3.1, 10.0]}, seeds=([1, 1],), retain=("b",)),
     "relu of -0 is -0. (was 0.)": Case("b = relu(x)", {"x": [-0.0, 1]}, seeds=([1, 1],), retain=("b",)),
+    "torch's prefixes are the bare functions": Case(
+        "a = torch.sin(x) * F.relu(y); b = torch.nn.functional.softplus(a).sum() + torch.dot(x, y) * torch.pi",
+        {"x": [0.5, -1.5], "y": [2.0, -0.25]}, retain=("a",)),
     "(-0) ** 0.5 of 0-d tensors is 0. (was sqrt's -0.)": Case("b = x ** y", {"x": -0.0, "y": 0.5},
                                                                retain=("b",)),
 })

@@ -868,3 +868,44 @@ def test_any_text_parses_or_fails_cleanly_at_a_real_position(source):
         assert 1 <= e.line <= len(lines)
         assert 1 <= e.col <= len(lines[e.line - 1]) + 1
         assert e.render().startswith(f"line {e.line}, column {e.col}: ")
+
+
+# ---------------------------------------------------------------------------------------
+# torch's prefixes, as a pasted PyTorch expression writes them
+
+
+@pytest.mark.parametrize("name", sorted(ops.FUNCTIONS))
+def test_every_function_with_torch_and_functional_prefixes_is_the_bare_function(name):
+    args = ", ".join(["x"] + ["y"] * (ops.FUNCTIONS[name].arity - 1))
+    bare = sx(parse(f"b = {name}({args})").statements[0].value)
+    for prefix in ("torch.", "torch.nn.functional.", "F."):
+        assert sx(parse(f"b = {prefix}{name}({args})").statements[0].value) == bare, prefix
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("b = F.relu(x)", "(relu x)"),                 # F is torch.nn.functional ...
+    ("b = F.sum()", "(sum F)"),                    # ... but a call that needs a receiver is a method of F
+    ("b = F.dot(y)", "(dot F y)"),
+    ("F = x * 2; b = F.relu()", "(relu F)"),       # a program that uses F as a tensor keeps it one
+    ("b = torch.sin(x).sum()", "(sum (sin x))"),
+    ("b = torch.pi * x", "(mul pi x)"),
+    ("b = torch * 2", "(mul torch 2)"),            # a tensor named torch, not followed by '.'
+])
+def test_prefixes_and_a_tensor_named_F(source, expected):
+    assert sx(parse(source).statements[-1].value) == expected
+
+
+@pytest.mark.parametrize("source, col, message, hint", [
+    ("b = torch.sine(x)", 11, "unknown function 'torch.sine'", "did you mean 'torch.sin'?"),
+    ("b = torch.nn.relu(x)", 14, "unknown function 'torch.nn.relu'",
+     "torch.nn's functions are torch.nn.functional's: torch.nn.functional.relu"),
+    ("b = torch.exp", 11, "attribute access is not supported: 'torch.exp'", "call it: torch.exp(...)"),
+    ("b = torch.os.system(x)", 11, "attribute access is not supported: 'torch.os'", None),
+    ("b = torch.(x)", 11, "expected a function name after 'torch.', found '('", None),
+    ("b = torch.nn.functional.__class__", 25, "attribute access is not supported: 'torch.nn.functional.__class__'",
+     None),
+])
+def test_prefix_errors(source, col, message, hint):
+    with pytest.raises(ParseError) as info:
+        parse(source)
+    assert (info.value.line, info.value.col, info.value.message, info.value.hint) == (1, col, message, hint)

@@ -224,6 +224,17 @@ def _describe(tok: _Token) -> str:
     return f"'{tok[1]}'"
 
 
+def _used_as_a_value(source: str, name: str) -> bool:
+    """Whether the program uses `name` other than before a '.' (as a module prefix)."""
+    if name not in source:
+        return False
+    try:
+        tokens = list(_tokenize(source))
+    except ParseError:
+        return False  # the parse itself reports it
+    return any(tok[0] == "name" and tok[1] == name and after[0] != "." for tok, after in zip(tokens, tokens[1:]))
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
@@ -236,6 +247,9 @@ class _Parser:
     def __init__(self, source: str, functions: Mapping[str, int]):
         self.source = source
         self.functions = functions
+        # `F.relu(x)` is torch.nn.functional's relu, as in a PyTorch script, unless the program
+        # also uses F as a tensor (`F = m * a`): then `F.sum()` is a method of that tensor.
+        self.f_is_a_tensor = _used_as_a_value(source, "F")
         self.tokens = _tokenize(source)
         self.next_token = self.tokens.__next__
         self.open_parens: list[_Token] = []  # the "(" tokens of the groups and calls being read
@@ -405,6 +419,8 @@ class _Parser:
             self._advance()
             if self.tok[0] == "(":
                 return self._call(tok, None, depth)
+            if name == "torch" and self.tok[0] == ".":
+                return self._torch_call(depth)
             if name in self.functions:
                 if self.tok[0] == "=" and self.open_parens:
                     self._error("keyword arguments are not supported", tok, "pass arguments by position")
@@ -448,14 +464,17 @@ class _Parser:
         self._close()
         return args
 
-    def _call(self, name_tok: _Token, receiver: Expr | None, depth: int) -> Call:
-        """`f(args)`, or the method form `receiver.f(args)` with the receiver as first argument."""
+    def _call(self, name_tok: _Token, receiver: Expr | None, depth: int, prefix: str = "") -> Call:
+        """`f(args)`, or the method form `receiver.f(args)` with the receiver as first argument;
+        `prefix` is the module path written before f (`torch.`, `torch.nn.functional.`)."""
         name = name_tok[1]
         arity = self.functions.get(name)
         if arity is None:
-            self._unknown_function(name_tok, method=receiver is not None)
+            self._unknown_function(name_tok, method=receiver is not None, prefix=prefix)
         args = self._arguments(depth)
-        if receiver is not None:
+        functional = (isinstance(receiver, Name) and receiver.id == "F" and not self.f_is_a_tensor
+                      and len(args) == arity)
+        if receiver is not None and not functional:
             args.insert(0, receiver)
         if len(args) != arity:
             hint = None
@@ -464,6 +483,28 @@ class _Parser:
             self._error(f"{name}() takes {_plural(arity, 'argument')}, got {len(args)}", name_tok, hint)
         self._count_operation(name_tok)
         return Call(name, tuple(args), Pos(name_tok[2], name_tok[3]))
+
+    def _torch_call(self, depth: int) -> Expr:
+        """`torch.f(args)` or `torch.nn.functional.f(args)`: the function f itself; `torch.pi`."""
+        path = "torch."
+        while True:
+            self._advance()  # the "."
+            tok = self.tok
+            if tok[0] != "name":
+                self._unexpected(f"expected a function name after '{path}'")
+            self._advance()
+            if self.tok[0] == "." and (path, tok[1]) in (("torch.", "nn"), ("torch.nn.", "functional")):
+                path += tok[1] + "."
+                continue
+            if path == "torch.nn.":
+                self._error(f"unknown function {_quote(path + tok[1])}", tok,
+                            f"torch.nn's functions are torch.nn.functional's: torch.nn.functional.{_shorten(tok[1])}")
+            if path == "torch." and tok[1] == "pi" and self.tok[0] != "(":
+                return Number(math.pi, "pi", Pos(tok[2], tok[3]))
+            if self.tok[0] != "(":
+                hint = f"call it: {path}{tok[1]}(...)" if tok[1] in self.functions else None
+                self._error(f"attribute access is not supported: '{_shorten(path + tok[1])}'", tok, hint)
+            return self._call(tok, None, depth, prefix=path)
 
     def _method(self, receiver: Expr, depth: int) -> Call:
         self._advance()
@@ -483,8 +524,12 @@ class _Parser:
         name = tok[1]
         self._error(f"'{name}' is a function, not a value", tok, f"call it: {name}(...)")
 
-    def _unknown_function(self, tok: _Token, method: bool) -> NoReturn:
+    def _unknown_function(self, tok: _Token, method: bool, prefix: str = "") -> NoReturn:
         name = tok[1]
+        if prefix:
+            close = difflib.get_close_matches(name, list(self.functions), n=1)
+            self._error(f"unknown function {_quote(prefix + name)}", tok,
+                        f"did you mean '{prefix}{close[0]}'?" if close else None)
         what = "method" if method else "function"
         if name == "pi" and not method:
             self._error("'pi' is a constant, not a function", tok, "to multiply, write pi*(...)")

@@ -59,6 +59,8 @@ ORACLE_OPS: dict[str, OracleOp] = {
         "log2", "log10", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh",
         "sigmoid", "relu", "erf")},
     "softplus": OracleOp(torch.nn.functional.softplus),
+    **{name: OracleOp(getattr(torch.nn.functional, name)) for name in (
+        "silu", "mish", "logsigmoid", "hardsigmoid")},
     "maximum": OracleOp(torch.maximum, tensor_args=True),
     "minimum": OracleOp(torch.minimum, tensor_args=True),
     "atan2": OracleOp(torch.atan2, tensor_args=True),

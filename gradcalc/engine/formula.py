@@ -93,6 +93,8 @@ CONSTANTS: dict[str, Constant] = {
     # 2.302585092994046 is another double: this is the one torch's formulas use.
     "ln10": Constant(2.3025850929940456, lambda sp: sp.log(10)),
     "2/sqrt(pi)": Constant(2 / math.sqrt(math.pi), lambda sp: 2 / sp.sqrt(sp.pi)),
+    # hardsigmoid's `1.0f / 6.0f`: computed in float, in float64 too, so its exact value is that float's
+    "1/6 in float32": Constant(0.1666666716337204, lambda sp: sp.Rational(0.1666666716337204)),
 }
 
 

@@ -88,6 +88,8 @@ class Op:
     # The forward's result depends on the tensor's layout (torch's vector and scalar loops
     # differ), so rows of a batch are not evaluated stacked.
     layout_dependent: bool = False
+    # torch has no derivative of this op's backward (its Hessian is torch's error, not zeros).
+    twice_differentiable: bool = True
     # False for operators (`+`, unary `-`, ...) and internal rows: not callable by name.
     function: bool = True
     lower: Lowering | None = None
@@ -194,6 +196,42 @@ def _sigmoid(x):
         return 1 / (1 + LIBM["exp"](-x))
 
 
+def _silu(x):
+    with np.errstate(over="ignore"):
+        return x / (1 + LIBM["exp"](-x))
+
+
+def _silu_vjps(g, r, a):
+    # silu_backward: sigmoid * (1 + x * (1 - sigmoid)), the sigmoid computed again
+    s = 1 / (1 + call("exp", -a))
+    return {0: g * s * (1 + a * (1 - s))}
+
+
+def _mish(x):
+    with np.errstate(over="ignore"):
+        return x * LIBM["tanh"](LIBM["log1p"](LIBM["exp"](x)))
+
+
+def _mish_vjps(g, r, a):
+    s = 1 / (1 + call("exp", -a))
+    t = call("tanh", call("log1p", call("exp", a)))
+    return {0: g * (t + a * s * (1 - t * t))}
+
+
+def _logsigmoid(x):
+    # log_sigmoid: min(0, x) - log1p(exp(-|x|)), which never overflows
+    return np.minimum(np.zeros_like(x), x) - LIBM["log1p"](LIBM["exp"](-np.abs(x)))
+
+
+def _logsigmoid_vjps(g, r, a):
+    z = call("exp", -call("abs", a))
+    return {0: g * (where(a < 0, 1, 0) - where(a < 0, 1, -1) * (z / (1 + z)))}
+
+
+def _hardsigmoid(x):
+    return np.minimum(np.maximum(x + 3, 0), 6) / 6
+
+
 def _unary(name, forward, form, grad_fn, **extra) -> Op:
     return Op(name=name, arity=1, forward=forward, form=form, grad_fn=grad_fn, **extra)
 
@@ -273,6 +311,15 @@ ROWS: tuple[Op, ...] = (
            torch_vjps=_softplus_vjps),
     _unary("erf", erf, lambda sp, a: sp.erf(a), "ErfBackward0",
            torch_vjps=lambda g, r, a: {0: const("2/sqrt(pi)") * call("exp", -(a**2)) * g}),
+    # activations (torch.nn.functional's), each torch's kernel and backward formula
+    _unary("silu", _silu, lambda sp, a: a / (1 + sp.exp(-a)), "SiluBackward0", torch_vjps=_silu_vjps),
+    _unary("mish", _mish, lambda sp, a: a * sp.tanh(sp.log(1 + sp.exp(a))), "MishBackward0",
+           torch_vjps=_mish_vjps),
+    _unary("logsigmoid", _logsigmoid, lambda sp, a: -sp.log(1 + sp.exp(-a)), "LogSigmoidBackward0",
+           torch_vjps=_logsigmoid_vjps),
+    _unary("hardsigmoid", _hardsigmoid, lambda sp, a: sp.Min(sp.Max(a + 3, 0), 6) / 6, "HardsigmoidBackward0",
+           torch_vjps=lambda g, r, a: {0: where((a > -3) & (a < 3), g * const("1/6 in float32"), 0)},
+           twice_differentiable=False),
     Op("maximum", 2, _maximum, "MaximumBackward0", form=lambda sp, a, b: sp.Max(a, b),
        torch_vjps=_maximum_vjps, tensor_args=True, layout_dependent=True),
     Op("minimum", 2, _minimum, "MinimumBackward0", form=lambda sp, a, b: sp.Min(a, b),

@@ -92,6 +92,10 @@ class Op:
     twice_differentiable: bool = True
     # False for operators (`+`, unary `-`, ...) and internal rows: not callable by name.
     function: bool = True
+    # An operator callable as a method or with torch's prefix (`x.mul(y)`, `torch.add(x, y)`);
+    # and torch's other names for the op, callable so too (`x.clip(0, 1)`, `torch.absolute(x)`).
+    method: bool = False
+    aliases: tuple[str, ...] = ()
     lower: Lowering | None = None
     # Reached only through another row's lowering (matmul -> mv, mm, ...), never written.
     internal: bool = False
@@ -250,22 +254,22 @@ def _linalg(name, forward, grad_fn, vjp, check, **extra) -> Op:
 ROWS: tuple[Op, ...] = (
     # operators: derivatives.yaml's formulas, so that plain arithmetic needs no SymPy at run time
     Op("add", 2, np.add, "AddBackward0", form=lambda sp, a, b: a + b, function=False, number_edges=True,
-       torch_vjps=lambda g, r, a, b: {0: g, 1: g}),
+       torch_vjps=lambda g, r, a, b: {0: g, 1: g}, method=True),
     Op("sub", 2, np.subtract, _by_kinds("SubBackward0", "SubBackward0", "RsubBackward1"),
        form=lambda sp, a, b: a - b, function=False, torch_vjps=lambda g, r, a, b: {0: g, 1: -g},
-       number_edges=lambda kinds: kinds != (False, True)),
+       number_edges=lambda kinds: kinds != (False, True), method=True, aliases=("subtract",)),
     Op("mul", 2, np.multiply, "MulBackward0", form=lambda sp, a, b: a * b, function=False, number_edges=True,
-       torch_vjps=lambda g, r, a, b: {0: g * b, 1: g * a}),
+       torch_vjps=lambda g, r, a, b: {0: g * b, 1: g * a}, method=True, aliases=("multiply",)),
     Op("div", 2, np.divide, _by_kinds("DivBackward0", "DivBackward0", "MulBackward0"),
        form=lambda sp, a, b: a / b, function=False, lower=_rdiv_lowering, number_edges=True,
-       torch_vjps=lambda g, r, a, b: {0: g / b, 1: -g * ((a / b) / b)}),
+       torch_vjps=lambda g, r, a, b: {0: g / b, 1: -g * ((a / b) / b)}, method=True, aliases=("divide", "true_divide")),
     Op("pow", 2, torch_pow, _by_kinds("PowBackward1", "PowBackward0", "PowBackward2"),
        form=lambda sp, a, b: a**b, torch_vjps=_pow_vjps),
     _unary("neg", np.negative, lambda sp, a: -a, "NegBackward0", function=False,
-           torch_vjps=lambda g, r, a: {0: -g}),
-    _unary("pos", lambda a: a, lambda sp, a: a, None, kind=Kind.IDENTITY, function=False),
+           torch_vjps=lambda g, r, a: {0: -g}, method=True, aliases=("negative",)),
+    _unary("pos", lambda a: a, lambda sp, a: a, None, kind=Kind.IDENTITY, function=False, aliases=("positive",)),
     # elementwise functions
-    _unary("abs", np.abs, lambda sp, a: sp.Abs(a), "AbsBackward0"),
+    _unary("abs", np.abs, lambda sp, a: sp.Abs(a), "AbsBackward0", aliases=("absolute",)),
     _unary("sign", torch_sign, lambda sp, a: sp.sign(a), "SignBackward0",
            torch_vjps=lambda g, r, a: {0: 0}),
     _unary("sqrt", np.sqrt, lambda sp, a: sp.sqrt(a), "SqrtBackward0",
@@ -293,11 +297,11 @@ ROWS: tuple[Op, ...] = (
     _unary("tan", LIBM["tan"], lambda sp, a: sp.tan(a), "TanBackward0",
            torch_vjps=lambda g, r, a: {0: g * (1 + r**2)}),
     _unary("asin", LIBM["arcsin"], lambda sp, a: sp.asin(a), "AsinBackward0",
-           torch_vjps=lambda g, r, a: {0: g * (-a * a + 1) ** -0.5}),
+           torch_vjps=lambda g, r, a: {0: g * (-a * a + 1) ** -0.5}, aliases=("arcsin",)),
     _unary("acos", LIBM["arccos"], lambda sp, a: sp.acos(a), "AcosBackward0",
-           torch_vjps=lambda g, r, a: {0: g * -((-a * a + 1) ** -0.5)}),
+           torch_vjps=lambda g, r, a: {0: g * -((-a * a + 1) ** -0.5)}, aliases=("arccos",)),
     _unary("atan", LIBM["arctan"], lambda sp, a: sp.atan(a), "AtanBackward0",
-           torch_vjps=lambda g, r, a: {0: g / (a * a + 1)}),
+           torch_vjps=lambda g, r, a: {0: g / (a * a + 1)}, aliases=("arctan",)),
     _unary("sinh", LIBM["sinh"], lambda sp, a: sp.sinh(a), "SinhBackward0"),
     _unary("cosh", LIBM["cosh"], lambda sp, a: sp.cosh(a), "CoshBackward0"),
     _unary("tanh", LIBM["tanh"], lambda sp, a: sp.tanh(a), "TanhBackward0",
@@ -325,12 +329,12 @@ ROWS: tuple[Op, ...] = (
     Op("minimum", 2, _minimum, "MinimumBackward0", form=lambda sp, a, b: sp.Min(a, b),
        torch_vjps=_minimum_vjps, tensor_args=True, layout_dependent=True),
     Op("atan2", 2, LIBM["arctan2"], "Atan2Backward0", form=lambda sp, a, b: sp.atan2(a, b),
-       torch_vjps=_atan2_vjps, tensor_args=True),
+       torch_vjps=_atan2_vjps, tensor_args=True, aliases=("arctan2",)),
     # Number bounds: ClampBackward1; a tensor bound makes both bounds tensors: ClampBackward0.
     Op("clamp", 3, _clamp,
        lambda kinds: "ClampBackward0" if kinds[1] or kinds[2] else "ClampBackward1",
        form=lambda sp, x, lo, hi: sp.Min(sp.Max(x, lo), hi), torch_vjps=_clamp_vjps,
-       tensor_args=lambda kinds: kinds[1] or kinds[2]),
+       tensor_args=lambda kinds: kinds[1] or kinds[2], aliases=("clip",)),
     # reductions
     _reduction("sum", torch_sum, "SumBackward0", rules.sum_vjp, rules.one_display,
                lambda sp, xs: sp.Add(*xs), SecondOrder.MULTILINEAR),
@@ -370,5 +374,11 @@ OPS: dict[str, Op] = {row.name: row for row in ROWS}
 
 # What a program may call by name (`exp(x)`, `x.exp()`), for the parser and its hints.
 FUNCTIONS: dict[str, Op] = {name: row for name, row in OPS.items() if row.function}
-# The language's vocabulary for the parser: each callable name and its arity.
+# The language's vocabulary for the parser: each callable name and its arity; and the names
+# callable only as a method or with torch's prefix, with the op each calls. These leave their
+# names free for the program's tensors (`sub = x - y`, `negative = -x`).
 ARITIES: dict[str, int] = {name: row.arity for name, row in FUNCTIONS.items()}
+METHODS: dict[str, tuple[str, int]] = {
+    **{row.name: (row.name, row.arity) for row in ROWS if row.method},
+    **{alias: (row.name, row.arity) for row in ROWS for alias in row.aliases},
+}

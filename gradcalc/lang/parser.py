@@ -71,11 +71,15 @@ _LOOKALIKES = {
 _SHOWN = 40  # longest piece of user text quoted in a message
 
 
-def parse(source: str, functions: Mapping[str, int]) -> Program:
+def parse(source: str, functions: Mapping[str, int],
+          methods: Mapping[str, tuple[str, int]] | None = None) -> Program:
     """Parse a whole program; raise `ParseError` at the first offending line and column.
 
     `functions` is the vocabulary: each function's name and arity (the op table's, given by
-    `gradcalc.api.parse`), so that the language layer knows no operation of its own."""
+    `gradcalc.api.parse`), so that the language layer knows no operation of its own. `methods`
+    are the names callable only as a method or with torch's prefix (`x.mul(y)`,
+    `torch.clip(x, 0, 1)`), each with the op it calls and its arity: their names stay free
+    for the program's tensors."""
     # A long program makes millions of small acyclic objects; cycle collection passes over
     # them would take most of the time and free nothing.
     if len(source) > MAX_PROGRAM_CHARS:
@@ -84,7 +88,7 @@ def parse(source: str, functions: Mapping[str, int]) -> Program:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _Parser(source, functions).program()
+        return _Parser(source, functions, methods or {}).program()
     finally:
         if collecting:
             gc.enable()
@@ -244,9 +248,10 @@ def _plural(n: int, word: str) -> str:
 
 
 class _Parser:
-    def __init__(self, source: str, functions: Mapping[str, int]):
+    def __init__(self, source: str, functions: Mapping[str, int], methods: Mapping[str, tuple[str, int]]):
         self.source = source
         self.functions = functions
+        self.methods = methods
         # `F.relu(x)` is torch.nn.functional's relu, as in a PyTorch script, unless the program
         # also uses F as a tensor (`F = m * a`): then `F.sum()` is a method of that tensor.
         self.f_is_a_tensor = _used_as_a_value(source, "F")
@@ -468,12 +473,14 @@ class _Parser:
         """`f(args)`, or the method form `receiver.f(args)` with the receiver as first argument;
         `prefix` is the module path written before f (`torch.`, `torch.nn.functional.`)."""
         name = name_tok[1]
-        arity = self.functions.get(name)
+        op, arity = name, self.functions.get(name)
+        if arity is None and name in self.methods and (receiver is not None or prefix == "torch."):
+            op, arity = self.methods[name]
         if arity is None:
             self._unknown_function(name_tok, method=receiver is not None, prefix=prefix)
         args = self._arguments(depth)
         functional = (isinstance(receiver, Name) and receiver.id == "F" and not self.f_is_a_tensor
-                      and len(args) == arity)
+                      and len(args) == arity and name in self.functions)
         if receiver is not None and not functional:
             args.insert(0, receiver)
         if len(args) != arity:
@@ -482,7 +489,7 @@ class _Parser:
                 hint = f"the receiver counts: x.{name}(...) is {name}(x, ...)"
             self._error(f"{name}() takes {_plural(arity, 'argument')}, got {len(args)}", name_tok, hint)
         self._count_operation(name_tok)
-        return Call(name, tuple(args), Pos(name_tok[2], name_tok[3]))
+        return Call(op, tuple(args), Pos(name_tok[2], name_tok[3]))
 
     def _torch_call(self, depth: int) -> Expr:
         """`torch.f(args)` or `torch.nn.functional.f(args)`: the function f itself; `torch.pi`."""
@@ -516,7 +523,7 @@ class _Parser:
         if name == "retain_grad":
             self._error("retain_grad() is only allowed as a whole statement: NAME.retain_grad()", tok)
         if self.tok[0] != "(":
-            hint = f"call it: .{name}()" if name in self.functions else None
+            hint = f"call it: .{name}()" if name in self.functions or name in self.methods else None
             self._error(f"attribute access is not supported: '.{_shorten(name)}'", tok, hint)
         return self._call(tok, receiver, depth)
 
@@ -527,7 +534,8 @@ class _Parser:
     def _unknown_function(self, tok: _Token, method: bool, prefix: str = "") -> NoReturn:
         name = tok[1]
         if prefix:
-            close = difflib.get_close_matches(name, list(self.functions), n=1)
+            known = list(self.functions) + (list(self.methods) if prefix == "torch." else [])
+            close = difflib.get_close_matches(name, known, n=1)
             self._error(f"unknown function {_quote(prefix + name)}", tok,
                         f"did you mean '{prefix}{close[0]}'?" if close else None)
         what = "method" if method else "function"
@@ -537,9 +545,12 @@ class _Parser:
             self._error("retain_grad is a method: write NAME.retain_grad() as a statement", tok)
         if name in _SYMBOL_OF:
             self._error(f"unknown {what} '{name}'", tok, f"use the operator '{_SYMBOL_OF[name]}'")
+        if name in self.methods:
+            self._error(f"unknown function '{name}'", tok,
+                        f"it is a method, or torch's function: x.{name}(...) or torch.{name}(...)")
         candidates = list(self.functions)
         if method:
-            candidates.append("retain_grad")
+            candidates += ["retain_grad", *self.methods]
         close = difflib.get_close_matches(name, candidates, n=1)
         hint = f"did you mean '{close[0]}'?" if close else None
         self._error(f"unknown {what} {_quote(name)}", tok, hint)

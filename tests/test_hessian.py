@@ -1,5 +1,7 @@
 """`eval --hessian` against torch.autograd.functional.hessian."""
 
+import json
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -66,3 +68,24 @@ def test_single_input_prints_one_tensor():
 def test_hessian_needs_a_scalar_output():
     result = CliRunner().invoke(app, ["eval", "b = x * x", "--x", "1,2", "--hessian"])
     assert result.exit_code == 2 and "scalar output" in result.stderr
+
+
+@pytest.mark.parametrize("source, refused", [
+    ("a = hardsigmoid(x); b = (x*x*x).sum()", False),   # not on the output's path: torch has a Hessian
+    ("b = (hardsigmoid(x) * x).sum()", True),
+])
+def test_an_op_torch_cannot_differentiate_twice_only_matters_on_the_path(source, refused):
+    result = CliRunner().invoke(app, ["eval", source, "--x", "1,2", "--hessian", "--format", "json",
+                                      "--dtype", "float64"])
+    F = torch.nn.functional
+
+    def fn(x):
+        return (x * x * x).sum() if not refused else (F.hardsigmoid(x) * x).sum()
+
+    try:
+        want = torch.autograd.functional.hessian(fn, torch.tensor([1.0, 2.0], dtype=torch.float64))
+    except RuntimeError as e:
+        assert refused and result.exit_code == 2 and result.stderr.startswith(f"error: {e}")
+        return
+    assert not refused and result.exit_code == 0, result.output
+    np.testing.assert_allclose(json.loads(result.stdout)["hessian"]["x"]["x"], want.numpy())

@@ -12,6 +12,7 @@ from gradcalc.engine.derive import vjp_tree
 from gradcalc.engine.formula import run, tangent
 from gradcalc.engine.graph import Node
 from gradcalc.engine.ops import Kind, Op, SecondOrder
+from gradcalc.errors import TorchError
 
 
 def value_tangent(node: Node, args: list, dargs: list, nums: Floats | Exact) -> np.ndarray:
@@ -35,6 +36,9 @@ def vjp_tangent(node: Node, i: int, grad, dgrad, args: list, dargs: list, dresul
     """The tangent of node's i-th vector-Jacobian product, given the tangents of the incoming
     gradient (dgrad), of the operands (dargs: zeros where none) and of the result."""
     op, dtype = _op(node), node.value.dtype
+    if not op.twice_differentiable:  # only where the reverse pass reaches it, as in torch
+        raise TorchError(f"derivative for aten::{op.name}_backward is not implemented",
+                         hint=f"torch cannot differentiate {op.name}'s backward, so it has no Hessian")
     if op.kind is Kind.ELEMENTWISE:
         env = {"g": (grad, dgrad), "result": (node.value, dresult)}
         _, d = tangent(vjp_tree(op.name, i), env, list(zip(args, dargs)), nums)

@@ -30,7 +30,7 @@ def derivation(program: syntax.Program, given: dict[str, np.ndarray], *, output:
     out_name = output or graph.last_assigned
     if out_name is None:
         raise InputError("the program assigns nothing to differentiate")
-    wanted = wrt or find_inputs(program)
+    wanted = wrt or graph.inputs
     for name in wanted:
         if name not in graph.bindings:
             raise InputError(f"--wrt {name}: the program has no tensor named '{name}'")

@@ -9,14 +9,14 @@ import numpy as np
 
 from gradcalc.engine.backward import backward
 from gradcalc.engine.graph import Graph, build, output_node
-from gradcalc.engine.ops import ARITIES, METHODS
+from gradcalc.engine.ops import VOCABULARY
 from gradcalc.errors import InputError
 from gradcalc.lang import parser, syntax
 
 
 def parse(source: str) -> syntax.Program:
     """The program text as a Program over the op table's functions (never evaluated)."""
-    return parser.parse(source, ARITIES, METHODS)
+    return parser.parse(source, VOCABULARY)
 
 
 @dataclass

@@ -21,9 +21,21 @@ class GradcalcError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.source: str | None = None  # the program and the place in it, where known
+        self.line = 0
+        self.col = 0
+
+    def at(self, source: str, line: int, col: int) -> GradcalcError:
+        """This error, placed at a 1-based line and column of the program (the operation that
+        raised it); a placed error keeps its first place."""
+        if self.source is None:
+            self.source, self.line, self.col = source, line, col
+        return self
 
     def render(self) -> str:
         """The text after `error: `, possibly several lines (caret, hint)."""
+        if self.source is not None:
+            return _caret(self.source, self.line, self.col, self.message, self.hint)
         return self.message if self.hint is None else f"{self.message}\nhint: {self.hint}"
 
 
@@ -32,22 +44,22 @@ class ParseError(GradcalcError):
 
     def __init__(self, message: str, source: str, line: int, col: int, hint: str | None = None):
         super().__init__(message, hint)
-        self.source = source
-        self.line = line
-        self.col = col
+        self.at(source, line, col)
 
-    def render(self) -> str:
-        lines = self.source.splitlines() or [""]
-        text = lines[self.line - 1] if 0 < self.line <= len(lines) else ""
-        before, after = text[: self.col - 1], text[self.col - 1:]
-        if len(before) > _CONTEXT:  # a long line is shown around the column, not whole
-            before = "…" + before[-_CONTEXT:]
-        if len(after) > _CONTEXT:
-            after = after[:_CONTEXT] + "…"
-        shown = "".join(_printable(ch) for ch in before + after)
-        caret_pad = "".join(" " * len(_printable(ch)) if ch != "\t" else "\t" for ch in before)
-        out = f"line {self.line}, column {self.col}: {self.message}\n  {shown}\n  {caret_pad}^"
-        return out if self.hint is None else f"{out}\nhint: {self.hint}"
+
+def _caret(source: str, line: int, col: int, message: str, hint: str | None) -> str:
+    """`line L, column C: message`, the line, a caret under the column, and the hint."""
+    lines = source.splitlines() or [""]
+    text = lines[line - 1] if 0 < line <= len(lines) else ""
+    before, after = text[: col - 1], text[col - 1:]
+    if len(before) > _CONTEXT:  # a long line is shown around the column, not whole
+        before = "…" + before[-_CONTEXT:]
+    if len(after) > _CONTEXT:
+        after = after[:_CONTEXT] + "…"
+    shown = "".join(_printable(ch) for ch in before + after)
+    caret_pad = "".join(" " * len(_printable(ch)) if ch != "\t" else "\t" for ch in before)
+    out = f"line {line}, column {col}: {message}\n  {shown}\n  {caret_pad}^"
+    return out if hint is None else f"{out}\nhint: {hint}"
 
 
 class InputError(GradcalcError):

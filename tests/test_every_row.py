@@ -181,7 +181,7 @@ def torch_function(source: str):
         op = ORACLE_OPS[expr.op]
         if op.tensor_args:
             args = [a if isinstance(a, torch.Tensor) else torch.tensor(a, dtype=dtype) for a in args]
-        return op.apply(*args)
+        return op.apply(*args, **dict(expr.params))
 
     def fn(*tensors):
         env = dict(zip(inputs, tensors))

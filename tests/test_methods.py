@@ -10,7 +10,9 @@ from typer.testing import CliRunner
 from gradcalc.api import evaluate, parse
 from gradcalc.cli import app
 from gradcalc.engine.graph import find_inputs
-from gradcalc.engine.ops import ARITIES, METHODS, OPS
+from gradcalc.engine.ops import OPS, VOCABULARY
+
+METHODS = VOCABULARY.methods
 from gradcalc.errors import ParseError
 
 X, Y = [0.5, -1.5, 2.0], [2.0, 0.25, -3.0]
@@ -72,11 +74,11 @@ def test_method_and_alias_match_torch(case, dtype):
 def test_a_method_name_is_free_for_a_tensor_and_not_callable_bare(name):
     program = parse(f"{name} = x * 2; b = {name} + 1")
     assert [s.target for s in program.statements] == [name, "b"]
-    op, arity = METHODS[name]
+    (signature,) = METHODS[name]
     with pytest.raises(ParseError) as info:
-        parse(f"b = {name}({', '.join(['x'] * arity)})")
+        parse(f"b = {name}({', '.join(['x'] * len(signature.params))})")
     assert info.value.message == f"unknown function '{name}'"
-    assert name not in ARITIES and op in OPS
+    assert name not in VOCABULARY.functions and signature.op in OPS
 
 
 def test_a_bare_alias_says_how_to_call_it():

@@ -421,9 +421,11 @@ def test_operators_are_not_functions():
         ("y = x.__class__.__bases__", 1, 7, "attribute access is not supported: '.__class__'"),
         ("y = x.", 1, 7, "expected a method name after '.', found end of input"),
         ("y = x.1", 1, 6, "expected an operator, ';' or a newline, found number '.1'"),
-        ("y = exp(x, dim=1)", 1, 12, "keyword arguments are not supported"),
-        ("y = exp(dim=1)", 1, 9, "keyword arguments are not supported"),
-        ("y = pow(x, exp=2)", 1, 12, "keyword arguments are not supported"),
+        ("y = exp(x, dim=1)", 1, 12, "exp() got an unexpected keyword argument 'dim'"),
+        ("y = exp(dim=1)", 1, 9, "exp() got an unexpected keyword argument 'dim'"),
+        ("y = pow(x, exp=2)", 1, 12, "pow() got an unexpected keyword argument 'exp'"),
+        ("y = exp(input=x, input=x)", 1, 18, "keyword argument repeated: input"),
+        ("y = pow(input=x, 2)", 1, 18, "positional argument follows keyword argument"),
         # operators and dangling
         ("y = x +", 1, 8, "expected an expression, found end of input"),
         ("y = x +\n", 1, 8, "expected an expression, found end of line"),
@@ -443,10 +445,9 @@ def test_operators_are_not_functions():
         ("y = x % 2", 1, 7, "operator '%' is not supported"),
         ("y = x << 2", 1, 7, "shift operator '<<' is not supported"),
         ("y = x >> 2", 1, 7, "shift operator '>>' is not supported"),
-        ("y = x == 1", 1, 7, "comparison operator '==' is not supported"),
-        ("y = x != 1", 1, 7, "comparison operator '!=' is not supported"),
-        ("y = x < 1", 1, 7, "comparison operator '<' is not supported"),
-        ("y = x >= 1", 1, 7, "comparison operator '>=' is not supported"),
+        ("y = x == 1 == z", 1, 12, "comparisons do not chain here"),
+        ("y = x < 1 < z", 1, 11, "comparisons do not chain here"),
+        ("y = x <> 1", 1, 7, "'<' is not allowed"),
         ("y = x & 1", 1, 7, "bitwise operator '&' is not supported"),
         ("y = x | 1", 1, 7, "bitwise operator '|' is not supported"),
         ("y = ~x", 1, 5, "bitwise operator '~' is not supported"),
@@ -460,10 +461,20 @@ def test_operators_are_not_functions():
         ("y = (z := 1)", 1, 8, "':=' (assignment expression) is not supported"),
         ("y = x if x else z", 1, 7, "'if' is a Python keyword, not a name"),
         # characters
-        ("y = 'a'", 1, 5, "strings are not allowed"),
-        ('y = "a"', 1, 5, "strings are not allowed"),
-        ("y = x[0]", 1, 6, "'[' is not allowed: subscripts and lists are not supported"),
-        ("y = [1, 2]", 1, 5, "'[' is not allowed: subscripts and lists are not supported"),
+        ("y = 'a'", 1, 5, "a string is not a tensor"),
+        ('y = "a"', 1, 5, "a string is not a tensor"),
+        ("y = 'a", 1, 5, "unterminated string"),
+        ("y = x[y]", 1, 7, "an index is an integer or a slice written in the program"),
+        ("y = x[]", 1, 6, "empty subscript"),
+        ("y = x[0", 1, 6, "'(' was never closed"),
+        ("y = [1, 2]", 1, 5, "a list is not a tensor"),
+        ("y = x.sum(dim=y)", 1, 15, "sum(): argument 'dim' must be an integer or a tuple of integers, not the name 'y'"),
+        ("y = x.sum(keepdim=1)", 1, 19, "sum(): argument 'keepdim' must be True or False, not the number 1"),
+        ("y = x.max(1)", 1, 7, "max() with these arguments returns a tuple (values, indices)"),
+        ("y = x.max(1).foo", 1, 14, "attribute access is not supported: '.foo'"),
+        ("v, i = exp(x)", 1, 8, "cannot unpack into 2 names: the value is one tensor"),
+        ("v, i, j = x.max(1)", 1, 11, "cannot unpack 2 values (values, indices) into 3 names"),
+        ("y = True", 1, 5, "'True' is not a tensor"),
         ("y = {}", 1, 5, "'{' is not allowed"),
         ("y = x }", 1, 7, "'}' is not allowed"),
         ("y = !x", 1, 5, "'!' is not allowed"),
@@ -471,7 +482,7 @@ def test_operators_are_not_functions():
         ("y = `x`", 1, 5, "'`' is not allowed"),
         ("y = x ? 1", 1, 7, "'?' is not allowed"),
         ("y = lambda: 1", 1, 5, "'lambda' is a Python keyword, not a name"),
-        ("y = x: 1", 1, 6, "':' is not allowed"),
+        ("y = x: 1", 1, 6, "expected an operator, ';' or a newline, found ':'"),
         ("y = x + \\\n 1", 1, 9, "'\\' is not allowed"),
         ("y = x\x00", 1, 6, "control character U+0000 is not allowed"),
         ("y = x\x0c", 1, 6, "control character U+000C is not allowed"),
@@ -514,7 +525,8 @@ def test_operators_are_not_functions():
         ("y = )", 1, 5, "unmatched ')'"),
         ("y = (x))", 1, 8, "unmatched ')'"),
         ("y = ()", 1, 6, "empty parentheses: expected an expression before ')'"),
-        ("y = (x,)", 1, 7, "expected an operator or ')', found ','"),
+        ("y = (x,)", 1, 5, "a tuple is not a tensor"),
+        ("y = (0, 1) + x", 1, 5, "a tuple is not a tensor"),
         ("y = (x y)", 1, 8, "expected an operator or ')', found name 'y'"),
         ("y = exp(x y)", 1, 11, "expected ',' or ')' after an argument, found name 'y'"),
         ("y = sum()", 1, 5, "sum() takes 1 argument, got 0"),
@@ -570,7 +582,7 @@ def test_errors_on_later_lines():
         ("y += 1", "write it out: NAME = NAME + EXPR"),
         ("y = exp", "call it: exp(...)"),
         ("y = x.exp", "call it: .exp()"),
-        ("y = exp(x, dim=1)", "pass arguments by position"),
+        ("y = exp(x, dim=1)", "exp(input)"),
         ("x = 1 = 2", "chained assignment is not supported"),
         ("x + 1", "a statement is NAME = EXPR or NAME.retain_grad()"),
         ("", "write an assignment, such as y = x * 2"),
@@ -610,6 +622,9 @@ def test_python_keywords_are_not_names(word):
     e = error(f"{word} = 1")
     assert (e.line, e.col, e.message) == (1, 1, expected)
     e = error(f"y = {word} + 1")
+    if word in ("True", "False", "None"):  # values of arguments (keepdim=True), never tensors
+        assert (e.line, e.col, e.message) == (1, 5, f"'{word}' is not a tensor")
+        return
     assert (e.line, e.col, e.message) == (1, 5, expected)
     e = error(f"y = x.{word}()")
     assert (e.line, e.col, e.message) == (1, 7, expected)

@@ -287,11 +287,12 @@ def _evaluate(expr: syntax.Expr, env: dict, tdtype: torch.dtype, ops: dict):
     op = ops.get(expr.op)
     if op is None:
         raise KeyError(f"torch_oracle has no entry for op {expr.op!r}: add one to ORACLE_OPS")
-    if not any(isinstance(a, torch.Tensor) for a in args):
+    params = dict(expr.params)  # static arguments (dim=1, keepdim=True), as keywords
+    if args and not params and not any(isinstance(a, torch.Tensor) for a in args):
         return fold(op, args)
     if op.tensor_args:
         args = [a if isinstance(a, torch.Tensor) else torch.tensor(a, dtype=tdtype) for a in args]
-    return op.apply(*args)
+    return op.apply(*args, **params)
 
 
 def fold(op: OracleOp, numbers: Sequence[float]) -> float:

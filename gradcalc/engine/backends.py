@@ -50,9 +50,24 @@ class Floats:
     def isnan(self, x) -> Any:
         return np.isnan(x)
 
-    def forward(self, op, operands: list) -> np.ndarray:
+    def forward(self, op, operands: list, params: dict | None = None) -> np.ndarray:
+        params = params or {}
         with np.errstate(all="ignore"):
-            return np.asarray(op.forward(*operands), dtype=self.dtype)
+            value = op.forward(*operands, **params)
+        return np.asarray(value, dtype=self.result_dtype(op, operands, params))
+
+    def result_dtype(self, op, operands: list, params: dict) -> np.dtype:
+        """The dtype torch gives the op's result: the float dtype, but integers where the row
+        keeps them (int64 + int64) and whatever the row states (comparisons: bool)."""
+        dtypes = [np.asarray(x).dtype if isinstance(x, np.ndarray) else None for x in operands]
+        if op.result_dtype is not None:
+            return np.dtype(op.result_dtype(dtypes, self.dtype, **params))
+        tensors = [d for d in dtypes if d is not None]
+        numbers = [x for x, d in zip(operands, dtypes) if d is None]
+        if (op.integers and tensors and all(d.kind in "iub" for d in tensors)
+                and all(float(x).is_integer() and isinstance(x, int) for x in numbers)):
+            return np.dtype(np.int64)
+        return self.dtype
 
 
 class Exact:
@@ -105,14 +120,18 @@ class Exact:
 
         return np.asarray(np.frompyfunc(one, 1, 1)(np.asarray(x, dtype=object)), dtype=bool)
 
-    def forward(self, op, operands: list) -> np.ndarray:
-        """An op's exact value: elementwise by its form, reductions by their exact rule."""
+    def forward(self, op, operands: list, params: dict | None = None) -> np.ndarray:
+        """An op's exact value: elementwise by its form, reductions by their exact rule, the
+        rest (shapes, indexing) by its forward on arrays of exact numbers."""
+        params = params or {}
         if op.form is not None:
             return elementwise(lambda *a: op.form(self.sp, *a), *operands)
         if op.exact is not None:
-            flat = list(np.asarray(operands[0], dtype=object).reshape(-1))
-            return np.asarray(op.exact(self.sp, flat), dtype=object).reshape(())
-        return np.asarray(op.forward(*operands), dtype=object)
+            return np.asarray(op.exact(self.sp, *operands, **params), dtype=object)
+        value = op.forward(*operands, **params)
+        if isinstance(value, np.ndarray) and value.dtype.kind in "fiub" and op.kind.value == "constant":
+            return self.tensor(value)
+        return np.asarray(value, dtype=object)
 
 
 def backend(dtype: str) -> Floats | Exact:

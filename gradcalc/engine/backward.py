@@ -53,7 +53,7 @@ def local_vjps(node: Node, grad: np.ndarray, nums: Floats | Exact) -> list[np.nd
                 if want else None
                 for i, want in enumerate(wanted)]
     assert op.vjp is not None
-    results = op.vjp(grad, args, node.value, nums)
+    results = op.vjp(grad, args, node.value, nums, **node.params)
     return [np.asarray(r, dtype) if want else None for r, want in zip(results, wanted)]
 
 

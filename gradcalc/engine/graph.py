@@ -9,8 +9,9 @@ import numpy as np
 
 from gradcalc.engine.backends import Exact, Floats, backend
 from gradcalc.engine.ops import OPS, Kind, Op
-from gradcalc.errors import InputError, MissingInput, ShapeError, TorchError
+from gradcalc.errors import GradcalcError, InputError, MissingInput, ShapeError, TorchError
 from gradcalc.lang import syntax
+from gradcalc.lang.syntax import ParamKind
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Node:
     constant: Const | None = None            # a number made a 0-d tensor, as torch.tensor(2.)
     retains_grad: bool = False
     grad: np.ndarray | None = None
+    params: dict = field(default_factory=dict)  # the op's static arguments (dim=1, keepdim=False)
 
     @property
     def is_leaf(self) -> bool:
@@ -93,7 +95,8 @@ def structure_key(graph: Graph, outputs) -> str:
 
     parts = [str(graph.dtype), list(outputs)]
     for n in graph.nodes:
-        parts.append((n.id, n.op.name if n.op else None, [ref(a) for a in n.args], n.shape, n.requires_grad,
+        parts.append((n.id, n.op.name if n.op else None, sorted(n.params.items()), [ref(a) for a in n.args],
+                      n.shape, str(n.value.dtype), n.requires_grad,
                       n.grad_fn, n.name, n.detached_from.id if n.detached_from else None,
                       ref(n.constant) if n.constant else None, n.retains_grad))
     parts.append(sorted((name, ref(b)) for name, b in graph.bindings.items()))
@@ -133,10 +136,12 @@ def build(program: syntax.Program, values: dict[str, np.ndarray], *, dtype: str 
     numbers = backend(dtype)
     inputs = find_inputs(program)
     _check_values(program, inputs, values, no_grad)
-    builder = _Builder(numbers)
+    builder = _Builder(numbers, program.source)
     bindings = builder.bindings
     for name in inputs:
-        leaf = builder.node(numbers.tensor(values[name]), requires_grad=name not in no_grad)
+        value = numbers.tensor(values[name])
+        # An integer tensor (class targets, arange) cannot require grad, as in torch.
+        leaf = builder.node(value, requires_grad=name not in no_grad and _floating(value))
         leaf.name = name
         bindings[name] = leaf
     order: dict[str, None] = {}
@@ -189,8 +194,9 @@ def _assigns(program, name: str) -> bool:
 
 
 class _Builder:
-    def __init__(self, numbers: Floats | Exact):
+    def __init__(self, numbers: Floats | Exact, source: str):
         self.numbers = numbers
+        self.source = source
         self.nodes: list[Node] = []
         self.bindings: dict[str, Binding] = {}
 
@@ -215,18 +221,24 @@ class _Builder:
             else:
                 args = done[len(done) - len(e.args):]
                 del done[len(done) - len(e.args):]
-                done.append(self.apply(OPS[e.op], tuple(args), e))
+                try:
+                    done.append(self.apply(OPS[e.op], tuple(args), e, dict(e.params)))
+                except GradcalcError as error:  # torch's words, under the operation that raised them
+                    raise error.at(self.source, e.pos.line, e.pos.col) from None
         return done[0]
 
-    def apply(self, op: Op, args: tuple, expr: syntax.Call) -> Binding:
+    def apply(self, op: Op, args: tuple, expr: syntax.Call, params: dict) -> Binding:
         kinds = tuple(isinstance(a, Node) for a in args)
+        if op.kind is Kind.CONSTANT:
+            return self._constant(op, args, expr, params)
         if not any(kinds):
-            return _fold(op, args, expr)
+            return _fold(op, args, expr, params)
+        _check_numbers(op, args, expr)
         if op.wants_tensors(kinds):
             args = tuple(a if isinstance(a, Node) else self._tensor(a) for a in args)
             kinds = (True,) * len(args)
         if op.lower is not None:
-            lowered = op.lower(kinds, tuple(a.shape if isinstance(a, Node) else None for a in args))
+            lowered = op.lower(kinds, tuple(a.shape if isinstance(a, Node) else None for a in args), **params)
             if lowered is not None:
                 return self._apply_lowered(lowered, args, expr)
         if op.kind is Kind.IDENTITY:
@@ -238,15 +250,28 @@ class _Builder:
         if op.kind is Kind.ELEMENTWISE:
             _check_broadcast(shapes)
         if op.check is not None:
-            op.check(shapes)
+            op.check(shapes, **params)
         if op.kind is Kind.LINALG and len(shapes) == 2:  # (m, k) @ (k, n) is m * n
             _check_size(shapes[0][:-1] + shapes[1][1:])
         value = self.numbers.forward(op, [self.numbers.program_number(a) if isinstance(a, Const) else a.value
-                                          for a in args])
-        requires_grad = any(a.requires_grad for a in args if isinstance(a, Node))
+                                          for a in args], params)
+        requires_grad = (op.kind is not Kind.NONDIFF and _floating(value)
+                         and any(a.requires_grad for a in args if isinstance(a, Node)))
         return self.node(value, requires_grad, op=op, args=args,
-                         grad_fn=op.grad_fn_name(kinds) if requires_grad else None,
-                         line=expr.pos.line)
+                         grad_fn=op.grad_fn_name(kinds, params) if requires_grad else None,
+                         line=expr.pos.line, params=params)
+
+    def _constant(self, op: Op, args: tuple, expr: syntax.Call, params: dict) -> Node:
+        """A constructor (ones(2, 3), arange(5), tensor([[1, 2]]), zeros_like(x)): a new leaf,
+        which requires grad only where the program says requires_grad=True."""
+        operands = [a.value if isinstance(a, Node) else self.numbers.program_number(a) for a in args]
+        value = self.numbers.forward(op, operands, params)
+        _check_size(value.shape)
+        requires_grad = bool(params.get("requires_grad", False))
+        if requires_grad and not _floating(value):
+            raise TorchError("Only Tensors of floating point and complex dtype can require gradients",
+                             hint="write the values as floats (1.) or pass dtype=float")
+        return self.node(value, requires_grad, op=op, line=expr.pos.line, params=params)
 
     def _tensor(self, const: Const) -> Node:
         """A number where torch takes a tensor: torch.tensor(value), which requires no grad."""
@@ -254,19 +279,33 @@ class _Builder:
         return self.node(np.asarray(value, dtype=self.numbers.dtype), requires_grad=False, constant=const)
 
     def _apply_lowered(self, call: tuple, args: tuple, expr: syntax.Call) -> Binding:
-        name, parts = call
+        """A lowering's call: (row, parts) or (row, parts, params), each part an operand's
+        index or a nested call."""
+        name, parts, *rest = call
         resolved = tuple(args[p] if isinstance(p, int) else self._apply_lowered(p, args, expr)
                          for p in parts)
-        return self.apply(OPS[name], resolved, expr)
+        return self.apply(OPS[name], resolved, expr, dict(rest[0]) if rest else {})
 
 
-def _fold(op: Op, args: tuple, expr: syntax.Call) -> Const:
+def _floating(value: np.ndarray) -> bool:
+    return value.dtype.kind in "fO"  # float, or exact numbers
+
+
+def _check_numbers(op: Op, args: tuple, expr: syntax.Call) -> None:
+    """A parameter that is a number (negative_slope=0.01) may not be given a tensor."""
+    for param, arg in zip([p for p in op.params if p.operand], args):
+        if param.kind is ParamKind.NUMBER and isinstance(arg, Node):
+            raise InputError(f"{op.call_as or op.name}(): argument '{param.name}' must be a number, not a tensor",
+                             hint=f"{param.name} is a Python number in torch, as in {param.name}={param.default!r}")
+
+
+def _fold(op: Op, args: tuple, expr: syntax.Call, params: dict) -> Const:
     """Numbers only: Python arithmetic, in float64 (overflow is inf, as in torch's float math)."""
-    if op.kind is Kind.LINALG:
-        raise InputError(f"{op.name}() of numbers: it takes tensors",
-                         hint="matrix products need input tensors, e.g. --x 1,2")
+    if op.kind in (Kind.LINALG, Kind.NONDIFF) or op.static_params:
+        raise InputError(f"{op.call_as or op.name}() of numbers: it takes tensors",
+                         hint="operations other than elementwise math need a tensor, e.g. --x 1,2")
     with np.errstate(all="ignore"):
-        value = op.forward(*(np.float64(a.value) for a in args))
+        value = op.forward(*(np.float64(a.value) for a in args), **params)
     # Built from the operands' own expressions, so that a Const never refers to a name.
     return Const(float(value), syntax.Call(op.name, tuple(a.expr for a in args), expr.pos))
 

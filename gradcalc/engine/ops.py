@@ -17,99 +17,16 @@ importing this module imports neither SymPy nor anything slow.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import Enum
-from typing import Any
 
 import numpy as np
 
-from gradcalc.engine import rules
 from gradcalc.engine.formula import call, const, where
 from gradcalc.engine.kernels import LIBM, erf, torch_pow, torch_sign, vector_lanes
-from gradcalc.engine.summation import torch_sum
+from gradcalc.engine.row import GradFnName, Kind, Lowering, Op, SecondOrder
+from gradcalc.engine.rows import constructors, linalg, losses, nn, reductions, shapes
+from gradcalc.lang.syntax import Signature, Vocabulary
 
-
-class Kind(str, Enum):
-    ELEMENTWISE = "elementwise"  # broadcasting; partials derived from `form`
-    REDUCTION = "reduction"      # to a 0-d tensor; hand-written `vjp`
-    LINALG = "linalg"            # hand-written `vjp`
-    DETACH = "detach"            # a new leaf that requires no grad
-    IDENTITY = "identity"        # returns its operand itself, as torch's `+x` does
-
-
-class SecondOrder(str, Enum):
-    """How a non-elementwise row's second derivatives follow from its first (for `--hessian`).
-    An elementwise row needs no declaration: its formulas are differentiated node by node."""
-
-    MULTILINEAR = "multilinear"      # linear in each operand alone (sum, mean, dot, mm, reshapes)
-    LINEAR_IN_GRAD = "linear in the gradient"  # the rule depends on the operands through masks only (max)
-    STATED = "stated"                # the row's `tangent` rule
-
-
-# grad_fn: a fixed name, or a function of which operands are tensors (True) or numbers.
-GradFnName = str | Callable[[tuple[bool, ...]], str]
-# A rewrite into other rows by operand kinds (tensor or number) and shapes (None for a
-# number): (op name, args) where an arg is an operand index or a nested (op name, args)
-# call; None keeps the row as it is.
-Lowering = Callable[[tuple[bool, ...], tuple], tuple | None]
-
-
-@dataclass(frozen=True)
-class Op:
-    name: str
-    arity: int
-    forward: Callable[..., np.ndarray]
-    grad_fn: GradFnName | None
-    kind: Kind = Kind.ELEMENTWISE
-    # Elementwise: (sympy, *symbols) -> the op's value as a SymPy expression: its exact forward,
-    # its display, and the derivative SymPy takes where `torch_vjps` states none.
-    form: Callable | None = None
-    # Elementwise: (g, result, *args) -> {arg index: PyTorch's backward formula}, as formula
-    # `Term`s, where it differs from grad * SymPy's derivative at edge points (masks, 0**0) or
-    # in float rounding (the order of operations). The display keeps SymPy's derivative.
-    torch_vjps: Callable | None = None
-    # Non-elementwise: (grad, args, result, nums) -> one gradient per argument.
-    vjp: Callable | None = None
-    # Reductions: (sympy, flat list of exact elements) -> the exact value.
-    exact: Callable[[Any, list], Any] | None = None
-    # Non-elementwise: how second derivatives follow (and `tangent`, for STATED).
-    second_order: SecondOrder | None = None
-    tangent: Callable | None = None
-    # Non-elementwise: (sympy, arg exprs, arg shapes) -> one display partial per argument,
-    # and (sympy, arg exprs) -> the display value (default: a function call `name(args)`).
-    display_partials: Callable | None = None
-    display_value: Callable | None = None
-    # Operand shapes -> None, or a ShapeError worded as torch words it.
-    check: Callable | None = None
-    # Numbers become 0-d tensors (torch.tensor(2.)) where torch takes tensors only.
-    tensor_args: bool | Callable[[tuple[bool, ...]], bool] = False
-    # torch's grad_fn keeps a None edge in next_functions for a number operand (`x * 2`).
-    number_edges: bool | Callable[[tuple[bool, ...]], bool] = False
-    # The forward's result depends on the tensor's layout (torch's vector and scalar loops
-    # differ), so rows of a batch are not evaluated stacked.
-    layout_dependent: bool = False
-    # torch has no derivative of this op's backward (its Hessian is torch's error, not zeros).
-    twice_differentiable: bool = True
-    # False for operators (`+`, unary `-`, ...) and internal rows: not callable by name.
-    function: bool = True
-    # An operator callable as a method or with torch's prefix (`x.mul(y)`, `torch.add(x, y)`);
-    # and torch's other names for the op, callable so too (`x.clip(0, 1)`, `torch.absolute(x)`).
-    method: bool = False
-    aliases: tuple[str, ...] = ()
-    lower: Lowering | None = None
-    # Reached only through another row's lowering (matmul -> mv, mm, ...), never written.
-    internal: bool = False
-
-    def grad_fn_name(self, tensor_args: tuple[bool, ...]) -> str | None:
-        if callable(self.grad_fn):
-            return self.grad_fn(tensor_args)
-        return self.grad_fn
-
-    def wants_tensors(self, kinds: tuple[bool, ...]) -> bool:
-        return self.tensor_args(kinds) if callable(self.tensor_args) else self.tensor_args
-
-    def keeps_number_edges(self, kinds: tuple[bool, ...]) -> bool:
-        return self.number_edges(kinds) if callable(self.number_edges) else self.number_edges
+__all__ = ["FUNCTIONS", "OPS", "ROWS", "VOCABULARY", "GradFnName", "Kind", "Lowering", "Op", "SecondOrder"]
 
 
 def _by_kinds(tt: str, tn: str, nt: str) -> Callable[[tuple[bool, ...]], str]:
@@ -240,18 +157,7 @@ def _unary(name, forward, form, grad_fn, **extra) -> Op:
     return Op(name=name, arity=1, forward=forward, form=form, grad_fn=grad_fn, **extra)
 
 
-def _reduction(name, forward, grad_fn, vjp, display, exact, second_order, **extra) -> Op:
-    return Op(name=name, arity=1, forward=forward, grad_fn=grad_fn, kind=Kind.REDUCTION, vjp=vjp,
-              display_partials=display, exact=exact, second_order=second_order, **extra)
-
-
-def _linalg(name, forward, grad_fn, vjp, check, **extra) -> Op:
-    return Op(name=name, arity=2, forward=forward, grad_fn=grad_fn, kind=Kind.LINALG, vjp=vjp,
-              display_partials=rules.other_factor_display, check=check, tensor_args=True,
-              second_order=SecondOrder.MULTILINEAR, **extra)
-
-
-ROWS: tuple[Op, ...] = (
+_CORE: tuple[Op, ...] = (
     # operators: derivatives.yaml's formulas, so that plain arithmetic needs no SymPy at run time
     Op("add", 2, np.add, "AddBackward0", form=lambda sp, a, b: a + b, function=False, number_edges=True,
        torch_vjps=lambda g, r, a, b: {0: g, 1: g}, method=True),
@@ -335,50 +241,36 @@ ROWS: tuple[Op, ...] = (
        lambda kinds: "ClampBackward0" if kinds[1] or kinds[2] else "ClampBackward1",
        form=lambda sp, x, lo, hi: sp.Min(sp.Max(x, lo), hi), torch_vjps=_clamp_vjps,
        tensor_args=lambda kinds: kinds[1] or kinds[2], aliases=("clip",)),
-    # reductions
-    _reduction("sum", torch_sum, "SumBackward0", rules.sum_vjp, rules.one_display,
-               lambda sp, xs: sp.Add(*xs), SecondOrder.MULTILINEAR),
-    _reduction("mean", rules.mean_forward, "MeanBackward0", rules.mean_vjp, rules.mean_display,
-               lambda sp, xs: sp.Add(*xs) / len(xs) if xs else sp.nan, SecondOrder.MULTILINEAR),
-    _reduction("prod", rules.reduce_forward(np.prod), "ProdBackward0", rules.prod_vjp, rules.prod_display,
-               lambda sp, xs: sp.Mul(*xs), SecondOrder.STATED, tangent=rules.prod_tangent),
-    _reduction("max", rules.reduce_forward(np.max), "MaxBackward1", rules.extremum_vjp,
-               rules.extremum_display("max"), lambda sp, xs: sp.Max(*xs), SecondOrder.LINEAR_IN_GRAD,
-               check=rules.extremum_check("max")),
-    _reduction("min", rules.reduce_forward(np.min), "MinBackward1", rules.extremum_vjp,
-               rules.extremum_display("min"), lambda sp, xs: sp.Min(*xs), SecondOrder.LINEAR_IN_GRAD,
-               check=rules.extremum_check("min")),
-    _reduction("norm", rules.norm_forward, "LinalgVectorNormBackward0", rules.norm_vjp, rules.norm_display,
-               lambda sp, xs: sp.sqrt(sp.Add(*(x * x for x in xs))), SecondOrder.STATED,
-               tangent=rules.norm_tangent),
-    # torch.logsumexp(x, dim) over every dim; no NumPy routine rounds as torch's does.
-    _reduction("logsumexp", rules.logsumexp_forward, "LogsumexpBackward0", rules.logsumexp_vjp,
-               rules.logsumexp_display, lambda sp, xs: sp.log(sp.Add(*(sp.exp(x) for x in xs))),
-               SecondOrder.STATED, tangent=rules.logsumexp_tangent),
-    # linear algebra: `@` and matmul dispatch by rank to the rows below it, as torch.matmul does
-    Op("matmul", 2, np.matmul, None, kind=Kind.LINALG, tensor_args=True, lower=rules.matmul_lowering),
-    _linalg("dot", rules.dot_forward, "DotBackward0", rules.dot_vjp, rules.dot_check),
-    _linalg("mv", rules.mv_forward, "MvBackward0", rules.mv_vjp, rules.mv_check, function=False, internal=True),
-    _linalg("mm", rules.mm_forward, "MmBackward0", rules.mm_vjp, rules.mm_check, function=False, internal=True),
-    _unary("unsqueeze0", lambda a: a[np.newaxis], None, "UnsqueezeBackward0", kind=Kind.LINALG,
-           vjp=rules.reshape_vjp, display_partials=rules.one_display, second_order=SecondOrder.MULTILINEAR,
-           display_value=rules.identity_value, function=False, internal=True),
-    _unary("squeeze0", lambda a: a[0], None, "SqueezeBackward4", kind=Kind.LINALG,
-           vjp=rules.reshape_vjp, display_partials=rules.one_display, second_order=SecondOrder.MULTILINEAR,
-           display_value=rules.identity_value, function=False, internal=True),
     # graph
     _unary("detach", lambda a: a, None, None, kind=Kind.DETACH),
 )
 
+# The table: the core rows above, then each section's, in this order (overloads of a name
+# are tried in it).
+ROWS: tuple[Op, ...] = (*_CORE, *reductions.ROWS, *linalg.ROWS, *shapes.ROWS, *nn.ROWS, *losses.ROWS,
+                        *constructors.ROWS)
 OPS: dict[str, Op] = {row.name: row for row in ROWS}
 
-# What a program may call by name (`exp(x)`, `x.exp()`), for the parser and its hints.
-FUNCTIONS: dict[str, Op] = {name: row for name, row in OPS.items() if row.function}
-# The language's vocabulary for the parser: each callable name and its arity; and the names
-# callable only as a method or with torch's prefix, with the op each calls. These leave their
-# names free for the program's tensors (`sub = x - y`, `negative = -x`).
-ARITIES: dict[str, int] = {name: row.arity for name, row in FUNCTIONS.items()}
-METHODS: dict[str, tuple[str, int]] = {
-    **{row.name: (row.name, row.arity) for row in ROWS if row.method},
-    **{alias: (row.name, row.arity) for row in ROWS for alias in row.aliases},
-}
+
+def _vocabulary() -> Vocabulary:
+    """The parser's vocabulary: each callable name and its overloads (rows in table order);
+    names callable only as a method or with torch's prefix; attributes. Method-only names
+    (operators' `x.mul(y)`, aliases) leave their names free for the program's tensors
+    (`sub = x - y`, `negative = -x`)."""
+    functions: dict[str, list[Signature]] = {}
+    methods: dict[str, list[Signature]] = {}
+    for row in ROWS:
+        if row.function:
+            name = row.call_as or row.name
+            functions.setdefault(name, []).append(Signature(name, row.name, row.params, row.outputs))
+        if row.method:
+            methods.setdefault(row.name, []).append(Signature(row.name, row.name, row.params, row.outputs))
+        for alias in row.aliases:
+            methods.setdefault(alias, []).append(Signature(alias, row.name, row.params, row.outputs))
+    return Vocabulary({k: tuple(v) for k, v in functions.items()}, {k: tuple(v) for k, v in methods.items()},
+                      {row.attribute: row.name for row in ROWS if row.attribute})
+
+
+VOCABULARY = _vocabulary()
+# What a program may call by name (`exp(x)`, `x.exp()`): each function's first row.
+FUNCTIONS: dict[str, Op] = {name: OPS[sigs[0].op] for name, sigs in VOCABULARY.functions.items()}

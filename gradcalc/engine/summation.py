@@ -42,6 +42,18 @@ def torch_sum(x: np.ndarray) -> np.ndarray:
     return np.asarray(total, dtype=dtype)
 
 
+def row_sums(values: np.ndarray) -> np.ndarray:
+    """Each column of `values` (shape (size, width)) summed as torch's `row_sum` adds a strided
+    row: four interleaved accumulators (rows i % 4), each a cascade, then added 0 + 1 + 2 + 3."""
+    return _row_sum(values)
+
+
+def multi_row_sums(rows: np.ndarray) -> np.ndarray:
+    """Each column of `rows` (shape (size, width)) summed as torch's `multi_row_sum` adds it: one
+    cascade, whose levels fold every `level_step` blocks of rows upwards."""
+    return _multi_row_sum(rows)
+
+
 def _cascade(x: np.ndarray):
     lanes = LANES.get(x.dtype.itemsize, 1)
     if x.size < lanes:

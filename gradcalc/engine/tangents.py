@@ -24,10 +24,11 @@ def value_tangent(node: Node, args: list, dargs: list, nums: Floats | Exact) -> 
         return np.broadcast_to(sum(terms[1:], terms[0]), node.shape).astype(dtype)
     if op.kind is Kind.REDUCTION:  # a scalar: its Jacobian is the gradient of 1
         assert op.vjp is not None
-        (partials,) = op.vjp(np.ones((), dtype=dtype), args, node.value, nums)
+        (partials,) = op.vjp(np.ones((), dtype=dtype), args, node.value, nums, **node.params)
         return np.asarray(np.sum(partials * dargs[0]), dtype=dtype)
     if op.second_order is SecondOrder.MULTILINEAR:  # the sum of the op over one tangent each
-        parts = [nums.forward(op, args[:k] + [d] + args[k + 1:]) for k, d in enumerate(dargs) if d is not None]
+        parts = [nums.forward(op, args[:k] + [d] + args[k + 1:], node.params)
+                 for k, d in enumerate(dargs) if d is not None]
         return np.asarray(sum(parts[1:], parts[0]), dtype=dtype)
     raise NotImplementedError(f"the op table's row {op.name!r} declares no second-order rule")
 
@@ -45,15 +46,16 @@ def vjp_tangent(node: Node, i: int, grad, dgrad, args: list, dargs: list, dresul
         return np.asarray(d, dtype=dtype)
     assert op.vjp is not None
     if op.second_order is SecondOrder.LINEAR_IN_GRAD:  # masks are locally constant
-        return op.vjp(dgrad, args, node.value, nums)[i]
+        return op.vjp(dgrad, args, node.value, nums, **node.params)[i]
     if op.second_order is SecondOrder.MULTILINEAR:
-        total = op.vjp(dgrad, args, node.value, nums)[i]
+        total = op.vjp(dgrad, args, node.value, nums, **node.params)[i]
         for j in range(len(args)):
             if j != i:  # the rule is linear in each other operand
-                total = total + op.vjp(grad, args[:j] + [dargs[j]] + args[j + 1:], node.value, nums)[i]
+                total = total + op.vjp(grad, args[:j] + [dargs[j]] + args[j + 1:], node.value, nums,
+                                       **node.params)[i]
         return total
     if op.second_order is SecondOrder.STATED and op.tangent is not None:
-        return op.tangent(i, grad, dgrad, args, dargs, node.value, dresult, nums)
+        return op.tangent(i, grad, dgrad, args, dargs, node.value, dresult, nums, **node.params)
     raise NotImplementedError(f"the op table's row {op.name!r} declares no second-order rule")
 
 

@@ -13,11 +13,29 @@ import keyword
 import math
 import re
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import NoReturn
 
 from gradcalc.errors import InputError, ParseError
-from gradcalc.lang.syntax import Assign, Call, Expr, Name, Number, Pos, Program, RetainGrad, Statement
+from gradcalc.lang.syntax import (
+    REQUIRED,
+    Assign,
+    Call,
+    Expr,
+    Name,
+    Number,
+    Param,
+    ParamKind,
+    Pos,
+    Program,
+    RetainGrad,
+    Signature,
+    Slice,
+    Statement,
+    Static,
+    Vocabulary,
+)
 
 MAX_DEPTH = 100
 # Limits that keep any program to seconds (see the README): a 10 MB program is refused at
@@ -34,7 +52,14 @@ _BINARY = {
     "@": ("matmul", 2),
     "**": ("pow", 4),
     "^": ("pow", 4),
+    "<": ("lt", 0),
+    "<=": ("le", 0),
+    ">": ("gt", 0),
+    ">=": ("ge", 0),
+    "==": ("eq", 0),
+    "!=": ("ne", 0),
 }
+_COMPARISON_PREC = 0  # comparisons do not chain here: `a < b < c` is an error
 _UNARY = {"-": "neg", "+": "pos"}
 _UNARY_PREC = 3  # unary operators are the only ones at this level
 _POW_PREC = 4  # the only right-associative level
@@ -44,6 +69,8 @@ _SYMBOL_OF = {op: symbol for symbol, op in _UNARY.items()} | {
 }
 
 _KEYWORDS = frozenset(keyword.kwlist)  # soft keywords (`match`, `case`, `_`) remain names
+# Keywords that are values of static arguments (keepdim=True, dim=None) and nothing else.
+_STATIC_KEYWORDS = {"True": True, "False": False, "None": None}
 _STATEMENT_END = (";", "newline", "eof")
 
 # A token is (kind, text, line, col); an operator's kind is its own text. Operators that are
@@ -53,11 +80,12 @@ _Token = tuple[str, str, int, int]
 _TOKEN = re.compile(
     r"""[ \t]*(?:
      (?P<name>[A-Za-z_][A-Za-z0-9_]*)
-    |(?P<op>\*\*(?!=)|\*(?![*=])|[-+@^](?!=)|/(?![/=])|=(?!=)|\.(?![0-9])|[(),;])
+    |(?P<op>\*\*(?!=)|\*(?![*=])|[-+@^](?!=)|/(?![/=])|==|!=|<=|>=|[<>](?![<>=])|=(?!=)|\.(?![0-9])|:(?!=)|[(),;\[\]])
+    |(?P<string>'[^'\\\r\n]*'|"[^"\\\r\n]*")
     |(?P<number>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)(?P<numtail>[A-Za-z0-9_.]+)?
     |(?P<newline>\r\n?|\n)
     |(?P<comment>\#[^\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]*)
-    |(?P<bad>\*\*=|//=?|<<=?|>>=?|[=!<>:]=|[-+*/@^%&|]=|[<>%&|~:!])
+    |(?P<bad>\*\*=|//=?|<<=?|>>=?|:=|[-+*/@^%&|]=|[%&|~!])
     |(?P<other>[^ \t])
     )""",
     re.VERBOSE,
@@ -71,15 +99,11 @@ _LOOKALIKES = {
 _SHOWN = 40  # longest piece of user text quoted in a message
 
 
-def parse(source: str, functions: Mapping[str, int],
-          methods: Mapping[str, tuple[str, int]] | None = None) -> Program:
+def parse(source: str, vocabulary: Vocabulary) -> Program:
     """Parse a whole program; raise `ParseError` at the first offending line and column.
 
-    `functions` is the vocabulary: each function's name and arity (the op table's, given by
-    `gradcalc.api.parse`), so that the language layer knows no operation of its own. `methods`
-    are the names callable only as a method or with torch's prefix (`x.mul(y)`,
-    `torch.clip(x, 0, 1)`), each with the op it calls and its arity: their names stay free
-    for the program's tensors."""
+    `vocabulary` is what may be called, with each function's signatures (the op table's,
+    given by `gradcalc.api.parse`), so that the language layer knows no operation of its own."""
     # A long program makes millions of small acyclic objects; cycle collection passes over
     # them would take most of the time and free nothing.
     if len(source) > MAX_PROGRAM_CHARS:
@@ -88,7 +112,7 @@ def parse(source: str, functions: Mapping[str, int],
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _Parser(source, functions, methods or {}).program()
+        return _Parser(source, vocabulary).program()
     finally:
         if collecting:
             gc.enable()
@@ -119,11 +143,14 @@ def _tokenize(source: str) -> Iterator[_Token]:
                 depth -= 1
             yield (text, text, line, col)
         elif kind == "name":
+            if text in _STATIC_KEYWORDS:
+                yield ("static", text, line, col)
+                continue
             if text in _KEYWORDS:
                 raise ParseError(f"'{text}' is a Python keyword, not a name", source, line, col)
             yield ("name", text, line, col)
-        elif kind == "number":
-            yield ("number", text, line, col)
+        elif kind in ("number", "string"):
+            yield (kind, text, line, col)
         elif kind == "newline":
             last_newline = (line, col)
             if not depth:
@@ -182,9 +209,7 @@ def _bad_operator(text: str) -> tuple[str, str | None]:
 
 def _bad_character(ch: str) -> tuple[str, str | None]:
     if ch in "'\"":
-        return "strings are not allowed", None
-    if ch in "[]":
-        return f"'{ch}' is not allowed: subscripts and lists are not supported", None
+        return "unterminated string", "a string is one line between quotes, as in reduction='sum'"
     if ch == "\\":
         return "'\\' is not allowed", "inside parentheses an expression may continue on the next line"
     code = f"U+{ord(ch):04X}"
@@ -221,6 +246,10 @@ def _describe(tok: _Token) -> str:
         return f"name {_quote(tok[1])}"
     if kind == "number":
         return f"number {_quote(tok[1])}"
+    if kind == "string":
+        return f"string {_shorten(tok[1])}"
+    if kind == "static":
+        return f"'{tok[1]}'"
     if kind == "newline":
         return "end of line"
     if kind == "eof":
@@ -247,17 +276,77 @@ def _plural(n: int, word: str) -> str:
 # Parser
 
 
+@dataclass(frozen=True)
+class _Tuple:
+    """`(0, 1)`: only a static argument (dim=(0, 1)) may be one."""
+
+    items: tuple[Expr, ...]
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class _Unpack:
+    assigns: tuple[Assign, ...]
+
+
+_FAIL = "fail"
+
+
+def _count(low: int, high: int) -> str:
+    return _plural(low, "argument") if low == high else f"{low} to {high} arguments"
+
+
+def _literal(expr) -> int | float | None:
+    """The number an argument writes out (`2`, `-1`, `0.5`, `pi`), an int where written as
+    one; None for anything else (a name, a call)."""
+    sign = 1
+    while isinstance(expr, Call) and expr.op in ("neg", "pos") and len(expr.args) == 1:
+        sign = -sign if expr.op == "neg" else sign
+        expr = expr.args[0]
+    if not isinstance(expr, Number):
+        return None
+    if expr.text != "pi" and not any(c in expr.text for c in ".eE"):
+        return sign * int(expr.text)
+    return sign * expr.value
+
+
+def _raw_kind(raw) -> str:
+    kind, value, _ = raw
+    if kind == "str":
+        return "a string"
+    if kind == "static":
+        return f"{value}"
+    if kind == "list":
+        return "a list"
+    if isinstance(value, _Tuple):
+        return "a tuple"
+    if isinstance(value, Number):
+        return f"the number {value.text}"
+    if isinstance(value, Name):
+        return f"the name '{value.id}'"
+    return "an expression"
+
+
+# A raw argument before it is matched to a parameter: an expression (or tuple), a list literal
+# `[...]` of raw arguments, a string, or True/False/None; with its first token.
+_Raw = tuple[str, object, "_Token"]
+
+
 class _Parser:
-    def __init__(self, source: str, functions: Mapping[str, int], methods: Mapping[str, tuple[str, int]]):
+    def __init__(self, source: str, vocabulary: Vocabulary):
         self.source = source
-        self.functions = functions
-        self.methods = methods
+        self.functions = vocabulary.functions
+        self.methods = vocabulary.methods
+        self.attributes = vocabulary.attributes
         # `F.relu(x)` is torch.nn.functional's relu, as in a PyTorch script, unless the program
         # also uses F as a tensor (`F = m * a`): then `F.sum()` is a method of that tensor.
         self.f_is_a_tensor = _used_as_a_value(source, "F")
         self.tokens = _tokenize(source)
         self.next_token = self.tokens.__next__
         self.open_parens: list[_Token] = []  # the "(" tokens of the groups and calls being read
+        # Calls of the statement being read that return a tuple no part of which is taken yet:
+        # id(call) -> (function name, ((part, row), ...), position).
+        self.outputs: dict[int, tuple[str, tuple[tuple[str, str], ...], Pos]] = {}
         self.operations = 0  # operators applied and functions called so far
         self.tok = self.next_token()
 
@@ -323,17 +412,23 @@ class _Parser:
                 self._advance()
             if self.tok[0] == "eof":
                 break
-            statements.append(self._statement())
+            statement = self._statement()
+            if isinstance(statement, _Unpack):
+                statements.extend(statement.assigns)
+            else:
+                statements.append(statement)
         if not statements:
             self._error("empty program", self.tok, "write an assignment, such as y = x * 2")
         return Program(tuple(statements), self.source)
 
-    def _statement(self) -> Statement:
+    def _statement(self) -> Statement | _Unpack:
         first = self.tok
         if first[0] == "name":
             self._advance()
             if self.tok[0] == "=":
                 return self._assign(first)
+            if self.tok[0] == ",":
+                return self._unpack(first)
             if self.tok[0] == ".":
                 self._advance()
                 if self.tok[0] == "name" and self.tok[1] == "retain_grad":
@@ -342,18 +437,70 @@ class _Parser:
                     self._error("expected an assignment NAME = EXPR", first, "did you mean 'retain_grad'?")
         elif first[0] == ")":
             self._error("unmatched ')'", first)
+        elif first[0] == "static":
+            self._error(f"'{first[1]}' is a Python keyword, not a name", first)
         self._error("expected an assignment NAME = EXPR", first, "a statement is NAME = EXPR or NAME.retain_grad()")
 
     def _assign(self, target: _Token) -> Assign:
+        self._check_target(target)
+        self._advance()
+        value = self._value()
+        self._end_of_statement()
+        self._check_outputs_taken(value)
+        return Assign(target[1], value, Pos(target[2], target[3]))
+
+    def _check_target(self, target: _Token) -> None:
         name = target[1]
         if name == "pi":
             self._error("cannot assign to the constant 'pi'", target)
         if name in self.functions:
             self._error(f"cannot assign to '{name}': it is a function", target, "choose another name")
-        self._advance()
+
+    def _value(self) -> Expr:
+        """The expression on the right of `=`: a tensor or a number, not a tuple."""
+        start = self.tok
         value = self._expression(0)
+        if isinstance(value, _Tuple):
+            self._error("a tuple is not a tensor", start, "tuples are for arguments such as dim=(0, 1)")
+        return value
+
+    def _unpack(self, first: _Token) -> _Unpack:
+        """`v, i = x.max(1)`: one assignment per part of a tuple result."""
+        targets = [first]
+        while self.tok[0] == ",":
+            self._advance()
+            if self.tok[0] != "name":
+                self._unexpected("expected a name to assign to")
+            targets.append(self.tok)
+            self._advance()
+        if self.tok[0] != "=":
+            self._unexpected("expected '=' after the names to assign to")
+        for target in targets:
+            self._check_target(target)
+        self._advance()
+        start = self.tok
+        value = self._value()
         self._end_of_statement()
-        return Assign(name, value, Pos(target[2], target[3]))
+        pending = self.outputs.pop(id(value), None) if isinstance(value, Call) else None
+        if pending is None:
+            self._error(f"cannot unpack into {len(targets)} names: the value is one tensor", start,
+                        "only a function returning a tuple unpacks, as in v, i = x.max(1)")
+        parts = pending[1]
+        if len(parts) != len(targets):
+            self._error(f"cannot unpack {len(parts)} values ({', '.join(n for n, _ in parts)}) into "
+                        f"{len(targets)} names", start)
+        self._check_outputs_taken(value)
+        assert isinstance(value, Call)
+        return _Unpack(tuple(Assign(t[1], Call(row, value.args, value.pos, value.params), Pos(t[2], t[3]))
+                             for t, (_, row) in zip(targets, parts)))
+
+    def _check_outputs_taken(self, value: Expr) -> None:
+        """A call returning a tuple is one only where a part is taken or it is unpacked."""
+        if self.outputs:
+            name, parts, pos = next(iter(self.outputs.values()))
+            names = ", ".join(n for n, _ in parts)
+            raise ParseError(f"{name}() with these arguments returns a tuple ({names})", self.source,
+                             pos.line, pos.col, f"take a part, as in .{parts[0][0]}, or unpack it: {names} = ...")
 
     def _retain_grad(self, target: _Token) -> RetainGrad:
         name = target[1]
@@ -389,25 +536,33 @@ class _Parser:
         next_token = self.next_token
         operands: list[Expr] = []
         operators: list[tuple[str, int, Pos]] = []  # (op name, precedence, pos), unary ones too
+        compared = False
         tok = self.tok
         while True:
             while tok[0] in _UNARY:
                 operators.append((_UNARY[tok[0]], _UNARY_PREC, Pos(tok[2], tok[3])))
                 tok = self.tok = next_token()
+            start = tok
             if tok[0] == "number":
                 operand: Expr = Number(float(tok[1]), tok[1], Pos(tok[2], tok[3]))
                 tok = self.tok = next_token()
             else:
                 operand = self._atom(depth)
                 tok = self.tok
-            while tok[0] == ".":
-                operand = self._method(operand, depth)
+            while tok[0] in (".", "["):
+                operand = self._method(operand, depth) if tok[0] == "." else self._subscript(operand, depth)
                 tok = self.tok
-            operands.append(operand)
             binary = _BINARY.get(tok[0])
+            if isinstance(operand, _Tuple) and (operators or operands or binary):
+                self._error("a tuple is not a tensor", start, "tuples are for arguments such as dim=(0, 1)")
+            operands.append(operand)
             if binary is None:
                 break
             op, prec = binary
+            if prec == _COMPARISON_PREC:
+                if compared:
+                    self._error("comparisons do not chain here", tok, "compare two at a time: (a < b)")
+                compared = True
             while operators and (operators[-1][1] > prec or (operators[-1][1] == prec and prec != _POW_PREC)):
                 self._reduce(operands, operators)
             operators.append((op, prec, Pos(tok[2], tok[3])))
@@ -417,7 +572,7 @@ class _Parser:
         return operands[0]
 
     def _atom(self, depth: int) -> Expr:
-        """A name, the constant `pi`, a function call or a parenthesised expression."""
+        """A name, the constant `pi`, a function call or a parenthesised expression (or tuple)."""
         tok = self.tok
         if tok[0] == "name":
             name = tok[1]
@@ -427,8 +582,6 @@ class _Parser:
             if name == "torch" and self.tok[0] == ".":
                 return self._torch_call(depth)
             if name in self.functions:
-                if self.tok[0] == "=" and self.open_parens:
-                    self._error("keyword arguments are not supported", tok, "pass arguments by position")
                 self._function_as_value(tok)
             if name == "pi":
                 return Number(math.pi, "pi", Pos(tok[2], tok[3]))
@@ -438,10 +591,26 @@ class _Parser:
             if self.tok[0] == ")":
                 self._error("empty parentheses: expected an expression before ')'", self.tok)
             expr = self._expression(depth + 1)
+            if self.tok[0] == ",":
+                items = [expr]
+                while self.tok[0] == ",":
+                    self._advance()
+                    if self.tok[0] == ")":
+                        break
+                    items.append(self._expression(depth + 1))
+                expr = _Tuple(tuple(items), Pos(tok[2], tok[3]))  # type: ignore[assignment]
             if self.tok[0] != ")":
                 self._expect_close("expected an operator or ')'")
             self._close()
             return expr
+        if tok[0] == "[":
+            self._error("a list is not a tensor", tok,
+                        "lists are arguments of cat, stack and tensor: torch.stack([x, y]), tensor([1, 2])")
+        if tok[0] == "string":
+            self._error("a string is not a tensor", tok, "strings are keyword choices, as in reduction='sum'")
+        if tok[0] == "static":
+            self._error(f"'{tok[1]}' is not a tensor", tok,
+                        "True, False and None are values of arguments, as in keepdim=True")
         self._unexpected("expected an expression")
 
     def _open(self, depth: int) -> None:
@@ -454,42 +623,288 @@ class _Parser:
         self.open_parens.pop()
         self._advance()
 
-    def _arguments(self, depth: int) -> list[Expr]:
+    # -- arguments
+
+    def _raw(self, depth: int) -> _Raw:
+        """One argument as written, before it is matched to a parameter."""
+        tok = self.tok
+        if tok[0] == "string":
+            self._advance()
+            return ("str", tok[1][1:-1], tok)
+        if tok[0] == "static":
+            self._advance()
+            return ("static", _STATIC_KEYWORDS[tok[1]], tok)
+        if tok[0] == "[":
+            self._open(depth)
+            items: list[_Raw] = []
+            while self.tok[0] != "]":
+                items.append(self._raw(depth + 1))
+                if self.tok[0] == ",":
+                    self._advance()
+                elif self.tok[0] != "]":
+                    self._unexpected("expected ',' or ']' in a list")
+            self.open_parens.pop()
+            self._advance()
+            return ("list", items, tok)
+        return ("expr", self._expression(depth + 1), tok)
+
+    def _arguments(self, depth: int) -> tuple[list[_Raw], list[tuple[_Token, _Raw]]]:
+        """Positional and keyword arguments, Python's way: no positional after a keyword."""
         self._open(depth)
-        args: list[Expr] = []
+        positional: list[_Raw] = []
+        keywords: list[tuple[_Token, _Raw]] = []
         while self.tok[0] != ")":
             start = self.tok
-            args.append(self._expression(depth + 1))
-            if self.tok[0] == "=":
-                self._error("keyword arguments are not supported", start, "pass arguments by position")
+            if start[0] == "name":
+                self._advance()
+                if self.tok[0] == "=":
+                    self._advance()
+                    if any(k[0][1] == start[1] for k in keywords):
+                        self._error(f"keyword argument repeated: {start[1]}", start)
+                    keywords.append((start, self._raw(depth)))
+                else:
+                    positional.append(("expr", self._continue_expression(start, depth), start))
+                    if keywords:
+                        self._error("positional argument follows keyword argument", start)
+            else:
+                raw = self._raw(depth)
+                if keywords:
+                    self._error("positional argument follows keyword argument", start)
+                positional.append(raw)
             if self.tok[0] == ",":
                 self._advance()
             elif self.tok[0] != ")":
                 self._expect_close("expected ',' or ')' after an argument")
         self._close()
-        return args
+        return positional, keywords
+
+    def _continue_expression(self, name_tok: _Token, depth: int) -> Expr:
+        """An expression whose first token, a name, was already read (to look for `=`)."""
+        # Push the name back: the token stream is a generator, so chain it in front.
+        self.tokens = itertools.chain([self.tok], self.tokens)
+        self.next_token = self.tokens.__next__
+        self.tok = name_tok
+        return self._expression(depth + 1)
 
     def _call(self, name_tok: _Token, receiver: Expr | None, depth: int, prefix: str = "") -> Call:
         """`f(args)`, or the method form `receiver.f(args)` with the receiver as first argument;
         `prefix` is the module path written before f (`torch.`, `torch.nn.functional.`)."""
         name = name_tok[1]
-        op, arity = name, self.functions.get(name)
-        if arity is None and name in self.methods and (receiver is not None or prefix == "torch."):
-            op, arity = self.methods[name]
-        if arity is None:
+        overloads = self.functions.get(name)
+        if overloads is None and name in self.methods and (receiver is not None or prefix == "torch."):
+            overloads = self.methods[name]
+        if overloads is None:
             self._unknown_function(name_tok, method=receiver is not None, prefix=prefix)
-        args = self._arguments(depth)
-        functional = (isinstance(receiver, Name) and receiver.id == "F" and not self.f_is_a_tensor
-                      and len(args) == arity and name in self.functions)
-        if receiver is not None and not functional:
-            args.insert(0, receiver)
-        if len(args) != arity:
-            hint = None
-            if receiver is not None:
-                hint = f"the receiver counts: x.{name}(...) is {name}(x, ...)"
-            self._error(f"{name}() takes {_plural(arity, 'argument')}, got {len(args)}", name_tok, hint)
+        positional, keywords = self._arguments(depth)
         self._count_operation(name_tok)
-        return Call(op, tuple(args), Pos(name_tok[2], name_tok[3]))
+        pos = Pos(name_tok[2], name_tok[3])
+        # `F.relu(x)` is torch.nn.functional's relu, unless F is a tensor of the program; and
+        # `F.sum()`, which F.sum cannot mean, is the method of a tensor F.
+        functional = (isinstance(receiver, Name) and receiver.id == "F" and not self.f_is_a_tensor
+                      and name in self.functions)
+        tries = [positional] if receiver is None else [[("expr", receiver, name_tok), *positional]]
+        if functional:
+            tries.insert(0, positional)
+        failures: list[tuple[str, _Token, str | None]] = []
+        for signature, args_written in ((s, p) for p in tries for s in overloads):
+            bound = self._bind(signature, args_written, keywords, name_tok, args_written is not positional)
+            if isinstance(bound, tuple) and len(bound) == 3 and isinstance(bound[0], str):
+                failures.append(bound)
+                continue
+            args, params = bound
+            call = Call(signature.op, args, pos, params)
+            if signature.outputs:
+                self.outputs[id(call)] = (name, signature.outputs, pos)
+            return call
+        message, tok, hint = failures[0] if len(overloads) == 1 else self._best_failure(failures[:len(overloads)],
+                                                                                        overloads)
+        self._error(message, tok, hint)
+
+    def _best_failure(self, failures, overloads) -> tuple[str, _Token, str | None]:
+        message, tok, _ = failures[-1]
+        shown = "; ".join(str(s) for s in overloads)
+        return message, tok, f"{overloads[0].name} takes {shown}"
+
+    def _bind(self, signature: Signature, positional: list[_Raw], keywords: list[tuple[_Token, _Raw]],
+              name_tok: _Token, method: bool):
+        """(operands, static params) for this signature, or (message, token, hint) if it does not fit."""
+        name = signature.name
+        params = signature.params
+        hint = f"{'the receiver counts: ' if method else ''}{signature}"
+        values: dict[str, tuple[Param, object]] = {}
+        slots = [p for p in params if not p.keyword_only]
+        k = 0
+        for slot in slots:
+            if k >= len(positional):
+                break
+            if slot.varargs:
+                rest = positional[k:]
+                if len(rest) == 1 and rest[0][0] in ("list",) or (len(rest) == 1 and isinstance(rest[0][1], _Tuple)):
+                    values[slot.name] = (slot, rest[0])
+                else:
+                    values[slot.name] = (slot, ("varargs", rest, rest[0][2]))
+                k = len(positional)
+                break
+            values[slot.name] = (slot, positional[k])
+            k += 1
+        if k < len(positional):
+            low = sum(1 for p in slots if p.default is REQUIRED)
+            return (f"{name}() takes {_count(low, len(slots))}, got {len(positional)}", name_tok, hint)
+        by_name = {p.name: p for p in params}
+        for key_tok, raw in keywords:
+            param = by_name.get(key_tok[1])
+            if param is None:
+                return (f"{name}() got an unexpected keyword argument '{key_tok[1]}'", key_tok, hint)
+            if param.name in values:
+                return (f"{name}() got multiple values for argument '{param.name}'", key_tok, hint)
+            values[param.name] = (param, raw)
+        operands: list[Expr] = []
+        statics: list[tuple[str, Static]] = []
+        for param in params:
+            if param.name not in values:
+                if param.default is REQUIRED:
+                    if param.operand and not keywords and param.kind is not ParamKind.TENSORS:
+                        low = sum(1 for p in slots if p.default is REQUIRED)
+                        return (f"{name}() takes {_count(low, len(slots))}, got {len(positional)}", name_tok, hint)
+                    return (f"{name}() missing required argument '{param.name}'", name_tok, hint)
+                if param.kind is ParamKind.NUMBER:
+                    default = param.default
+                    assert isinstance(default, (int, float))
+                    operands.append(Number(float(default), repr(default), Pos(name_tok[2], name_tok[3])))
+                elif not param.operand:
+                    statics.append((param.name, param.default))  # type: ignore[arg-type]
+                continue
+            converted = self._convert(param, values[param.name][1], name)
+            if isinstance(converted, tuple) and len(converted) == 3 and converted[0] == _FAIL:
+                return (converted[1], converted[2], hint)
+            if param.kind is ParamKind.TENSORS:
+                operands.extend(converted)
+            elif param.operand:
+                operands.append(converted)
+            else:
+                statics.append((param.name, converted))
+        return tuple(operands), tuple(statics)
+
+    def _convert(self, param: Param, raw, name: str):
+        """A raw argument as the parameter's kind, or (_FAIL, message, token)."""
+        kind, value, tok = raw
+        what = f"{name}(): argument '{param.name}'"
+        if value is None and kind == "static" and param.optional:
+            return None
+        if param.kind in (ParamKind.TENSOR, ParamKind.NUMBER):
+            if kind != "expr" or isinstance(value, _Tuple):
+                return (_FAIL, f"{what} must be a {'number' if param.kind is ParamKind.NUMBER else 'tensor'}, "
+                        f"not {_raw_kind(raw)}", tok)
+            return value
+        if param.kind is ParamKind.TENSORS:
+            items = value.items if isinstance(value, _Tuple) else value if kind == "list" else None
+            if items is None:
+                return (_FAIL, f"{what} must be a list of tensors, as in [x, y]", tok)
+            out = []
+            for item in items:
+                if isinstance(item, tuple):
+                    if item[0] != "expr":
+                        return (_FAIL, f"{what} must be a list of tensors, not of {_raw_kind(item)}s", item[2])
+                    item = item[1]
+                out.append(item)
+            if not out:
+                return (_FAIL, f"{what} must be a non-empty list of tensors", tok)
+            return tuple(out)
+        if param.kind in (ParamKind.INT, ParamKind.FLOAT):
+            number = _literal(value) if kind == "expr" else None
+            if number is None or (param.kind is ParamKind.INT and not isinstance(number, int)):
+                noun = "an integer" if param.kind is ParamKind.INT else "a number"
+                return (_FAIL, f"{what} must be {noun} written in the program, not {_raw_kind(raw)}", tok)
+            return float(number) if param.kind is ParamKind.FLOAT else number
+        if param.kind is ParamKind.INTS:
+            if kind == "varargs":
+                items = list(value)
+            elif kind == "list":
+                items = list(value)
+            elif isinstance(value, _Tuple):
+                items = [("expr", v, tok) for v in value.items]
+            else:
+                number = _literal(value) if kind == "expr" else None
+                if isinstance(number, int):
+                    return (number,) if param.varargs else number
+                return (_FAIL, f"{what} must be an integer or a tuple of integers, not {_raw_kind(raw)}", tok)
+            ints = []
+            for item in items:
+                number = _literal(item[1]) if item[0] == "expr" else None
+                if not isinstance(number, int):
+                    return (_FAIL, f"{what} must be integers, not {_raw_kind(item)}", item[2])
+                ints.append(number)
+            return tuple(ints)
+        if param.kind is ParamKind.BOOL:
+            if kind != "static" or not isinstance(value, bool):
+                return (_FAIL, f"{what} must be True or False, not {_raw_kind(raw)}", tok)
+            return value
+        if param.kind is ParamKind.CHOICE:
+            if kind != "str" or value not in param.choices:
+                shown = ", ".join(f"'{c}'" for c in param.choices)
+                got = f"'{value}'" if kind == "str" else _raw_kind(raw)
+                return (_FAIL, f"{what} must be one of {shown}, not {got}", tok)
+            return value
+        if param.kind is ParamKind.DATA:
+            return self._data(raw, what)
+        raise AssertionError(param.kind)
+
+    def _data(self, raw, what: str):
+        """A nested list of number literals as nested tuples of ints and floats."""
+        kind, value, tok = raw
+        if kind == "list":
+            items = [self._data(item, what) for item in value]
+            for item in items:
+                if isinstance(item, tuple) and len(item) == 3 and item[0] == _FAIL:
+                    return item
+            return tuple(items)
+        number = _literal(value) if kind == "expr" else None
+        if number is None:
+            return (_FAIL, f"{what}: a tensor literal holds numbers written out, not {_raw_kind(raw)}", tok)
+        return number
+
+    def _subscript(self, receiver: Expr, depth: int) -> Call:
+        """`x[0]`, `A[:, 1]`, `x[1:3]`, `x[::2]`, `x[None]`: integers and slices written out."""
+        bracket = self.tok
+        self._open(depth)
+        items: list[Static] = []
+        while self.tok[0] != "]":
+            items.append(self._index_item(depth))
+            if self.tok[0] == ",":
+                self._advance()
+            elif self.tok[0] != "]":
+                self._unexpected("expected ',' or ']' in a subscript")
+        if not items:
+            self._error("empty subscript", bracket)
+        self.open_parens.pop()
+        self._advance()
+        self._count_operation(bracket)
+        return Call("index", (receiver,), Pos(bracket[2], bracket[3]), (("index", tuple(items)),))
+
+    def _index_item(self, depth: int) -> Static:
+        parts: list[int | None] = []
+        while True:
+            if self.tok[0] in (":", ",", "]"):
+                parts.append(None)
+            elif self.tok[0] == "static" and self.tok[1] == "None" and not parts:
+                self._advance()
+                return None
+            else:
+                tok = self.tok
+                expr = self._expression(depth + 1)
+                number = _literal(expr)
+                if not isinstance(number, int):
+                    self._error("an index is an integer or a slice written in the program", tok,
+                                "indexing with a tensor or a name is not supported: write x[0], x[1:3]")
+                parts.append(number)
+            if self.tok[0] != ":" or len(parts) == 3:
+                break
+            self._advance()
+        if len(parts) == 1:
+            return parts[0]
+        while len(parts) < 3:
+            parts.append(None)
+        return Slice(*parts)
 
     def _torch_call(self, depth: int) -> Expr:
         """`torch.f(args)` or `torch.nn.functional.f(args)`: the function f itself; `torch.pi`."""
@@ -513,7 +928,7 @@ class _Parser:
                 self._error(f"attribute access is not supported: '{_shorten(path + tok[1])}'", tok, hint)
             return self._call(tok, None, depth, prefix=path)
 
-    def _method(self, receiver: Expr, depth: int) -> Call:
+    def _method(self, receiver: Expr, depth: int) -> Expr:
         self._advance()
         tok = self.tok
         if tok[0] != "name":
@@ -523,6 +938,15 @@ class _Parser:
         if name == "retain_grad":
             self._error("retain_grad() is only allowed as a whole statement: NAME.retain_grad()", tok)
         if self.tok[0] != "(":
+            pending = self.outputs.get(id(receiver))
+            if pending is not None and isinstance(receiver, Call):
+                rows = dict(pending[1])
+                if name in rows:
+                    del self.outputs[id(receiver)]
+                    return Call(rows[name], receiver.args, receiver.pos, receiver.params)
+            if name in self.attributes:
+                self._count_operation(tok)
+                return Call(self.attributes[name], (receiver,), Pos(tok[2], tok[3]))
             hint = f"call it: .{name}()" if name in self.functions or name in self.methods else None
             self._error(f"attribute access is not supported: '.{_shorten(name)}'", tok, hint)
         return self._call(tok, receiver, depth)

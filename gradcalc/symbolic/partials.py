@@ -89,7 +89,7 @@ class Symbolic:
         if op.form is not None:
             value = op.form(sp, *args)
         elif op.display_value is not None:
-            value = op.display_value(sp, args)
+            value = op.display_value(sp, args, **node.params)
         else:
             value = sp.Function(op.name)(*args)
         if _size(value, VALUE_BUDGET) > VALUE_BUDGET:
@@ -106,7 +106,7 @@ class Symbolic:
             return display_partial(op.name, i).xreplace(dict(zip(canonical, args)))
         shapes = [a.shape if isinstance(a, Node) else () for a in node.args]
         assert op.display_partials is not None
-        return op.display_partials(sp, args, shapes)[i]
+        return op.display_partials(sp, args, shapes, **node.params)[i]
 
     def partials(self, output: Node, *, stop_at_names: bool = False) -> dict[int, object]:
         """d output / d node for every node joined to the output by grad-requiring operations;

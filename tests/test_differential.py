@@ -458,6 +458,11 @@ GEN_OPS: dict[str, GenOp] = {
     "logsumexp": _fn(kind="reduction", edges=(INF, -INF, 88.7, 1e20)),
     "dot": _fn(2, kind="linalg", args=("tensor", "tensor")),
     "detach": _fn(kind="detach"),
+    # -- section rows/reductions.py (new entries here)
+    # -- section rows/shapes.py and rows/linalg.py (new entries here)
+    # -- section rows/nn.py (new entries here)
+    # -- section rows/losses.py (new entries here)
+    # -- section rows/constructors.py (new entries here)
 }
 _KINDS = {Kind.ELEMENTWISE: "elementwise", Kind.REDUCTION: "reduction", Kind.LINALG: "linalg",
           Kind.DETACH: "detach", Kind.IDENTITY: "identity"}

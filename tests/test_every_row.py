@@ -65,6 +65,11 @@ SPECIAL = {
     # matmul dispatches by rank: A @ x is mv; v @ A is unsqueeze0, mm, squeeze0; x @ y is dot
     "matmul": [("A @ x", {"A": A, "x": X}), ("v @ A", {"v": V, "A": A})],
     "detach": [("x * detach(x)", {"x": X})],
+    # -- section rows/reductions.py (new entries here)
+    # -- section rows/shapes.py and rows/linalg.py (new entries here)
+    # -- section rows/nn.py (new entries here)
+    # -- section rows/losses.py (new entries here)
+    # -- section rows/constructors.py (new entries here)
 }
 
 

@@ -73,6 +73,11 @@ ORACLE_OPS: dict[str, OracleOp] = {
     "dot": OracleOp(torch.dot, tensor_args=True),
     # graph
     "detach": OracleOp(_method("detach")),
+    # -- section rows/reductions.py (new entries here)
+    # -- section rows/shapes.py and rows/linalg.py (new entries here)
+    # -- section rows/nn.py (new entries here)
+    # -- section rows/losses.py (new entries here)
+    # -- section rows/constructors.py (new entries here)
 }
 
 

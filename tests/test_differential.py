@@ -1266,7 +1266,10 @@ def test_error_in_a_subprocess_is_torchs_message(case, message):
     proc = _run_cli(case)
     assert proc.returncode == 2, proc.stdout
     assert proc.stdout == b""
-    assert proc.stderr.decode().splitlines()[0] == f"error: {message}"
+    lines = proc.stderr.decode().splitlines()
+    # torch's words, placed under the operation that raised them where a program line did
+    assert lines[0] == f"error: {message}" or (lines[0].startswith("error: line 1, column ")
+                                               and lines[0].endswith(f": {message}") and lines[2].strip() == "^")
 
 
 def test_no_warning_on_stderr_when_infinities_cancel():

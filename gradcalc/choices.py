@@ -31,6 +31,13 @@ class GraphFormat(str, Enum):
     mermaid = "mermaid"
 
 
+class ListFormat(str, Enum):
+    """`functions --format`."""
+
+    text = "text"
+    json = "json"
+
+
 class DType(str, Enum):
     """The tensors' dtype (`api.evaluate` also takes "exact": SymPy rationals)."""
 

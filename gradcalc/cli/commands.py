@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from gradcalc import __version__, cache
-from gradcalc.choices import DiffFormat, DType, Format, GraphFormat
+from gradcalc.choices import DiffFormat, DType, Format, GraphFormat, ListFormat
 from gradcalc.cli.terminal import Commands, emit, error, guarded, progress_on_terminal, stdout_console
 from gradcalc.errors import ExitCode, InputError
 
@@ -207,6 +207,36 @@ def graph_command(
     else:
         sys.stdout.write((render_dot if format is GraphFormat.dot else render_mermaid)(g, with_values=bool(given)))
     return ExitCode.OK
+
+
+@app.command("functions")
+def functions_command(
+    format: Annotated[ListFormat, typer.Option(
+        "--format", metavar=_choices(ListFormat), help="text (default) or json.")] = ListFormat.text,
+    debug: Debug = False,
+) -> None:
+    """List every function of the language: its signatures as torch documents them, the
+    grad_fn PyTorch gives its result, and its other spellings (methods, torch's aliases),
+    grouped as torch's documentation groups them.
+
+    Example:
+
+    \b
+      gradcalc functions | grep softmax
+    """
+
+    def run() -> int:
+        from gradcalc.report import functions
+
+        if format is ListFormat.json:
+            import orjson
+
+            sys.stdout.write(orjson.dumps(functions.as_json(), option=orjson.OPT_INDENT_2).decode() + "\n")
+        else:
+            sys.stdout.write(functions.listing())
+        return ExitCode.OK
+
+    guarded(run, debug)
 
 
 @_command("check")

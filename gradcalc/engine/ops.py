@@ -26,7 +26,7 @@ from gradcalc.engine.row import GradFnName, Kind, Lowering, Op, SecondOrder
 from gradcalc.engine.rows import constructors, linalg, losses, nn, reductions, shapes
 from gradcalc.lang.syntax import Signature, Vocabulary
 
-__all__ = ["FUNCTIONS", "OPS", "ROWS", "VOCABULARY", "GradFnName", "Kind", "Lowering", "Op", "SecondOrder"]
+__all__ = ["FUNCTIONS", "OPS", "ROWS", "SECTIONS", "VOCABULARY", "GradFnName", "Kind", "Lowering", "Op", "SecondOrder"]
 
 
 def _by_kinds(tt: str, tn: str, nt: str) -> Callable[[tuple[bool, ...]], str]:
@@ -250,6 +250,16 @@ _CORE: tuple[Op, ...] = (
 ROWS: tuple[Op, ...] = (*_CORE, *reductions.ROWS, *linalg.ROWS, *shapes.ROWS, *nn.ROWS, *losses.ROWS,
                         *constructors.ROWS)
 OPS: dict[str, Op] = {row.name: row for row in ROWS}
+# The table's sections as torch's documentation groups its functions (`gradcalc functions`).
+SECTIONS: tuple[tuple[str, tuple[Op, ...]], ...] = (
+    ("Pointwise math and operators", _CORE),
+    ("Reductions", reductions.ROWS),
+    ("Linear algebra", linalg.ROWS),
+    ("Indexing, slicing, joining and reshaping", shapes.ROWS),
+    ("Activations, softmax and comparisons (torch.nn.functional, torch)", nn.ROWS),
+    ("Losses (torch.nn.functional)", losses.ROWS),
+    ("Creation", constructors.ROWS),
+)
 
 
 def _vocabulary() -> Vocabulary:

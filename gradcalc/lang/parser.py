@@ -63,8 +63,9 @@ _COMPARISON_PREC = 0  # comparisons do not chain here: `a < b < c` is an error
 _UNARY = {"-": "neg", "+": "pos"}
 _UNARY_PREC = 3  # unary operators are the only ones at this level
 _POW_PREC = 4  # the only right-associative level
-# For the hint on `add(x, y)`: the symbol of each operator's op (`**` rather than `^`).
-_SYMBOL_OF = {op: symbol for symbol, op in _UNARY.items()} | {
+# For the hint on `add(x, y)` and `gradcalc functions`: the symbol of each operator's op
+# (`**` rather than `^`).
+SYMBOL_OF = _SYMBOL_OF = {op: symbol for symbol, op in _UNARY.items()} | {
     op: symbol for symbol, (op, _) in reversed(_BINARY.items())
 }
 

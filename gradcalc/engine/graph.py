@@ -224,6 +224,8 @@ class _Builder:
                 try:
                     done.append(self.apply(OPS[e.op], tuple(args), e, dict(e.params)))
                 except GradcalcError as error:  # torch's words, under the operation that raised them
+                    if error.hint is None and isinstance(error, (ShapeError, TorchError)):
+                        error.hint = _operand_shapes(e, args)
                     raise error.at(self.source, e.pos.line, e.pos.col) from None
         return done[0]
 
@@ -285,6 +287,17 @@ class _Builder:
         resolved = tuple(args[p] if isinstance(p, int) else self._apply_lowered(p, args, expr)
                          for p in parts)
         return self.apply(OPS[name], resolved, expr, dict(rest[0]) if rest else {})
+
+
+def _operand_shapes(expr: syntax.Call, args: list) -> str | None:
+    """The operands' shapes in the program's names, for a hint: `x has shape (2, 3), W has shape (2, 3)`."""
+    parts = []
+    for written, arg in zip(expr.args, args):
+        if isinstance(arg, Node):
+            label = written.id if isinstance(written, syntax.Name) else arg.name
+            what = f"'{label}'" if label else "the operand"
+            parts.append(f"{what} has shape {_shape_text(arg.shape)}")
+    return ", ".join(parts) or None
 
 
 def _floating(value: np.ndarray) -> bool:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from gradcalc.api import parse
 from gradcalc.engine import ops
 from gradcalc.errors import ParseError
+from gradcalc.lang import syntax
 from gradcalc.lang.parser import MAX_DEPTH
 from gradcalc.lang.syntax import Assign, Call, Name, Number, Pos, RetainGrad
 
@@ -339,17 +340,46 @@ def test_long_method_chain_does_not_recurse():
 
 @pytest.mark.parametrize("name", sorted(ops.FUNCTIONS))
 def test_every_function_of_the_table(name):
-    arity = ops.FUNCTIONS[name].arity
-    args = [f"a{i}" for i in range(arity)]
-    expected = f"({name} {' '.join(args)})" if args else f"({name})"
-    assert expr(f"{name}({', '.join(args)})") == expected
-    if arity >= 1:
-        assert expr(f"a0.{name}({', '.join(args[1:])})") == expected
+    call = sample_call(name)
+    parsed = parse(f"b = {call}").statements[0].value
+    assert parsed.op == ops.VOCABULARY.functions[name][0].op
+    first = ops.VOCABULARY.functions[name][0].params[0]
+    if first.kind is syntax.ParamKind.TENSOR and call.startswith(f"{name}(a0"):
+        method = parse(f"b = a0.{name}({call[len(name) + 3:].lstrip(', ')}").statements[0].value
+        assert (method.op, sx(method), method.params) == (parsed.op, sx(parsed), parsed.params)
 
 
-@pytest.mark.parametrize("name", sorted(ops.FUNCTIONS))
+SAMPLE = {syntax.ParamKind.INT: "0", syntax.ParamKind.INTS: "0", syntax.ParamKind.FLOAT: "1.0",
+          syntax.ParamKind.BOOL: "True", syntax.ParamKind.DATA: "[1.0, 2.0]", syntax.ParamKind.TENSORS: "[a0, a1]"}
+
+
+def sample_call(name: str) -> str:
+    """`name(...)` with the first signature's required arguments: operands a0, a1, ...,
+    static ones a literal of their kind."""
+    signature = ops.VOCABULARY.functions[name][0]
+    args, k = [], 0
+    for param in signature.params:
+        if param.default is not syntax.REQUIRED:
+            continue
+        if param.kind in (syntax.ParamKind.TENSOR, syntax.ParamKind.NUMBER):
+            args.append(f"a{k}")
+            k += 1
+        elif param.kind is syntax.ParamKind.CHOICE:
+            args.append(f"'{param.choices[0]}'")
+        else:
+            args.append(SAMPLE[param.kind])
+    return f"{name}({', '.join(args)})"
+
+
+# Names with one signature of fixed positional parameters, all of them operands.
+FIXED = sorted(name for name, sigs in ops.VOCABULARY.functions.items()
+               if len(sigs) == 1 and all(p.kind is syntax.ParamKind.TENSOR and p.default is syntax.REQUIRED
+                                         and not p.varargs and not p.keyword_only for p in sigs[0].params))
+
+
+@pytest.mark.parametrize("name", FIXED)
 def test_every_function_checks_its_arity(name):
-    arity = ops.FUNCTIONS[name].arity
+    arity = len(ops.VOCABULARY.functions[name][0].params)
     e = error(f"y = {name}({', '.join(['x'] * (arity + 1))})")
     noun = "argument" if arity == 1 else "arguments"
     assert (e.line, e.col, e.message) == (1, 5, f"{name}() takes {arity} {noun}, got {arity + 1}")
@@ -359,13 +389,20 @@ def test_every_function_checks_its_arity(name):
 
 
 @pytest.mark.parametrize("name", sorted(ops.FUNCTIONS))
-def test_every_function_name_is_reserved(name):
-    e = error(f"{name} = x")
-    assert (e.line, e.col) == (1, 1)
-    assert e.message == f"cannot assign to '{name}': it is a function"
-    e = error(f"b = {name} + x")
-    assert (e.line, e.col, e.message) == (1, 5, f"'{name}' is a function, not a value")
+def test_a_function_name_may_name_a_tensor_but_not_both(name):
+    # As in Python: `t = torch.tensor(...)` makes t a tensor; torch.t stays callable so.
+    program = parse(f"{name} = x * 2; b = {name} + 1")
+    assert [s.target for s in program.statements] == [name, "b"]
+    assert isinstance(parse(f"b = {name} + x").statements[0].value.args[0], syntax.Name)
+    e = error(f"{name} = x\nb = {name}(x)")
+    assert (e.line, e.col, e.message) == (2, 5, f"'{name}' is a tensor in this program, not a function")
+    assert e.hint == f"call torch's: torch.{name}(...), or the method: x.{name}(...)"
+    call = sample_call(name)
+    e = error(f"c = {call}; b = {name} + x")
+    assert (e.line, e.col, e.message) == (1, 11 + len(call), f"'{name}' is a function, not a value")
     assert e.hint == f"call it: {name}(...)"
+    e = error(f"c = {call}; {name} = x")
+    assert e.message == f"cannot assign to '{name}': it is called as a function above"
 
 
 def test_operators_are_not_functions():
@@ -407,7 +444,7 @@ def test_operators_are_not_functions():
         ("x.retain_grad", 1, 14, "expected '(' after 'retain_grad', found end of input"),
         ("x.retain_grad(", 1, 14, "'(' was never closed"),
         ("pi.retain_grad()", 1, 1, "cannot call retain_grad() on the constant 'pi'"),
-        ("exp.retain_grad()", 1, 1, "'exp' is a function, not a value"),
+        ("b = exp(x)\nexp.retain_grad()", 2, 1, "'exp' is a function, not a value"),
         ("y = retain_grad(x)", 1, 5, "retain_grad is a method: write NAME.retain_grad() as a statement"),
         # names
         ("pi = 1", 1, 1, "cannot assign to the constant 'pi'"),
@@ -416,7 +453,7 @@ def test_operators_are_not_functions():
         ("y = foo(x)", 1, 5, "unknown function 'foo'"),
         ("y = x.foo()", 1, 7, "unknown method 'foo'"),
         ("y = x.__class__", 1, 7, "attribute access is not supported: '.__class__'"),
-        ("y = x.T", 1, 7, "attribute access is not supported: '.T'"),
+        ("y = x.Q", 1, 7, "attribute access is not supported: '.Q'"),
         ("y = x.exp", 1, 7, "attribute access is not supported: '.exp'"),
         ("y = x.__class__.__bases__", 1, 7, "attribute access is not supported: '.__class__'"),
         ("y = x.", 1, 7, "expected a method name after '.', found end of input"),
@@ -580,7 +617,7 @@ def test_errors_on_later_lines():
         ("y = x\u00a0+ 1", "use a plain space"),
         ("y = x // 2", "use '/' for division"),
         ("y += 1", "write it out: NAME = NAME + EXPR"),
-        ("y = exp", "call it: exp(...)"),
+        ("y = exp(x) + exp", "call it: exp(...)"),
         ("y = x.exp", "call it: .exp()"),
         ("y = exp(x, dim=1)", "exp(input)"),
         ("x = 1 = 2", "chained assignment is not supported"),
@@ -891,10 +928,11 @@ def test_any_text_parses_or_fails_cleanly_at_a_real_position(source):
 
 @pytest.mark.parametrize("name", sorted(ops.FUNCTIONS))
 def test_every_function_with_torch_and_functional_prefixes_is_the_bare_function(name):
-    args = ", ".join(["x"] + ["y"] * (ops.FUNCTIONS[name].arity - 1))
-    bare = sx(parse(f"b = {name}({args})").statements[0].value)
+    call = sample_call(name)
+    bare = parse(f"b = {call}").statements[0].value
     for prefix in ("torch.", "torch.nn.functional.", "F."):
-        assert sx(parse(f"b = {prefix}{name}({args})").statements[0].value) == bare, prefix
+        prefixed = parse(f"b = {prefix}{call}").statements[0].value
+        assert (sx(prefixed), prefixed.params) == (sx(bare), bare.params), prefix
 
 
 @pytest.mark.parametrize("source, expected", [

@@ -74,10 +74,141 @@ ORACLE_OPS: dict[str, OracleOp] = {
     # graph
     "detach": OracleOp(_method("detach")),
     # -- section rows/reductions.py (new entries here)
+    "sum_dim": OracleOp(lambda t, dim, keepdim: torch.sum(t, dim, keepdim)),
+    "mean_dim": OracleOp(lambda t, dim, keepdim: torch.mean(t, dim, keepdim)),
+    "prod_dim": OracleOp(lambda t, dim, keepdim: torch.prod(t, dim, keepdim)),
+    "max_dim": OracleOp(lambda t, dim, keepdim: torch.max(t, dim, keepdim).values),
+    "max_dim_indices": OracleOp(lambda t, dim, keepdim: torch.max(t, dim, keepdim).indices),
+    "max_other": OracleOp(lambda a, b: torch.max(a, b)),
+    "min_dim": OracleOp(lambda t, dim, keepdim: torch.min(t, dim, keepdim).values),
+    "min_dim_indices": OracleOp(lambda t, dim, keepdim: torch.min(t, dim, keepdim).indices),
+    "min_other": OracleOp(lambda a, b: torch.min(a, b)),
+    "argmax": OracleOp(lambda t, dim, keepdim: torch.argmax(t, dim, keepdim)),
+    "argmin": OracleOp(lambda t, dim, keepdim: torch.argmin(t, dim, keepdim)),
+    "amax": OracleOp(lambda t, dim, keepdim: torch.amax(t, dim, keepdim)),
+    "amin": OracleOp(lambda t, dim, keepdim: torch.amin(t, dim, keepdim)),
+    "logsumexp_dim": OracleOp(lambda t, dim, keepdim: torch.logsumexp(t, dim, keepdim)),
+    # norm(x, p=2, dim=None, keepdim=False): torch.norm with a number p (linalg.vector_norm);
+    # torch.norm(2.0) fails in Python (AttributeError), raised here as the oracle's Python error
+    "norm": OracleOp(lambda t, p, dim, keepdim: torch.norm(t, p, dim, keepdim) if isinstance(t, torch.Tensor)
+                     else (_ for _ in ()).throw(_PythonError("torch.norm() of a Python number"))),
+    "var": OracleOp(lambda t, dim, correction, keepdim: torch.var(t, dim, correction=correction, keepdim=keepdim)),
+    "std": OracleOp(lambda t, dim, correction, keepdim: torch.std(t, dim, correction=correction, keepdim=keepdim)),
+    "var_unbiased": OracleOp(lambda t, unbiased: torch.var(t, unbiased)),
+    "std_unbiased": OracleOp(lambda t, unbiased: torch.std(t, unbiased)),
+    "var_dim_unbiased": OracleOp(lambda t, dim, unbiased, keepdim: torch.var(t, dim, unbiased, keepdim)),
+    "std_dim_unbiased": OracleOp(lambda t, dim, unbiased, keepdim: torch.std(t, dim, unbiased, keepdim)),
+    "cumsum": OracleOp(lambda t, dim: torch.cumsum(t, dim)),
+    "cumprod": OracleOp(lambda t, dim: torch.cumprod(t, dim)),
     # -- section rows/shapes.py and rows/linalg.py (new entries here)
+    # a subscript's items as Python writes them: x[0], x[1:3], x[None] alone, else a tuple
+    "index": OracleOp(lambda t, index: t[(lambda items: items[0] if len(items) == 1 else items)(
+        tuple(slice(i.start, i.stop, i.step) if isinstance(i, syntax.Slice) else i for i in index))]),
+    "select": OracleOp(lambda t, dim, index: t.select(dim, index)),
+    "unsqueeze": OracleOp(lambda t, dim: t.unsqueeze(dim)),
+    "squeeze": OracleOp(lambda t, dim: t.squeeze() if dim is None else t.squeeze(dim)),
+    "reshape": OracleOp(lambda t, shape: t.reshape(shape)),
+    "view": OracleOp(lambda t, size: t.view(size)),
+    "contiguous": OracleOp(lambda t: t.contiguous()),
+    "flatten": OracleOp(lambda t, start_dim, end_dim: t.flatten(start_dim, end_dim)),
+    "transpose": OracleOp(lambda t, dim0, dim1: t.transpose(dim0, dim1)),
+    "t": OracleOp(torch.t),
+    "T": OracleOp(lambda t: t.T),
+    "mT": OracleOp(lambda t: t.mT),
+    "permute": OracleOp(lambda t, dims: t.permute(dims)),
+    "expand": OracleOp(lambda t, size: t.expand(size)),
+    "repeat": OracleOp(lambda t, repeats: t.repeat(repeats)),
+    "cat": OracleOp(lambda *tensors, dim: torch.cat(tensors, dim)),
+    "stack": OracleOp(lambda *tensors, dim: torch.stack(tensors, dim)),
+    "flip": OracleOp(lambda t, dims: t.flip(dims)),
+    "diag": OracleOp(lambda t, diagonal: torch.diag(t, diagonal)),
+    "trace": OracleOp(torch.trace),
+    "tril": OracleOp(lambda t, diagonal: torch.tril(t, diagonal)),
+    "triu": OracleOp(lambda t, diagonal: torch.triu(t, diagonal)),
+    "outer": OracleOp(torch.outer, tensor_args=True),
+    "mv": OracleOp(torch.mv, tensor_args=True),
+    "mm": OracleOp(torch.mm, tensor_args=True),
+    "bmm": OracleOp(torch.bmm, tensor_args=True),
     # -- section rows/nn.py (new entries here)
+    "softplus_beta": OracleOp(lambda t, beta, threshold: torch.nn.functional.softplus(t, beta, threshold)),
+    "add_alpha": OracleOp(lambda a, b, alpha: torch.add(a, b, alpha=alpha)),
+    "sub_alpha": OracleOp(lambda a, b, alpha: torch.sub(a, b, alpha=alpha)),
+    "leaky_relu": OracleOp(lambda t, slope: torch.nn.functional.leaky_relu(t, slope)),
+    "elu": OracleOp(lambda t, alpha: torch.nn.functional.elu(t, alpha)),
+    "selu": OracleOp(torch.selu),
+    "celu": OracleOp(lambda t, alpha: torch.nn.functional.celu(t, alpha)),
+    "gelu": OracleOp(lambda t, approximate: torch.nn.functional.gelu(t, approximate=approximate)),
+    "gelu_tanh": OracleOp(lambda t: torch.nn.functional.gelu(t, approximate="tanh")),
+    # F.hardtanh's ValueError, as the torch error gradcalc words alike
+    "hardtanh": OracleOp(lambda t, lo, hi: torch.nn.functional.hardtanh(t, lo, hi) if not lo > hi else (
+        _ for _ in ()).throw(RuntimeError("min_val cannot be greater than max_val"))),
+    "relu6": OracleOp(torch.nn.functional.relu6),
+    "hardswish": OracleOp(torch.nn.functional.hardswish),
+    "softsign": OracleOp(torch.nn.functional.softsign),
+    "tanhshrink": OracleOp(torch.nn.functional.tanhshrink),
+    "softshrink": OracleOp(lambda t, lambd: torch.nn.functional.softshrink(t, lambd)),
+    "hardshrink": OracleOp(lambda t, lambd: torch.nn.functional.hardshrink(t, lambd)),
+    "threshold": OracleOp(lambda t, threshold, value: torch.nn.functional.threshold(t, threshold, value)),
+    "clamp_lower": OracleOp(lambda t, bound, max: torch.clamp(t, min=bound)),
+    "clamp_upper": OracleOp(lambda t, bound, min: torch.clamp(t, max=bound)),
+    "clamp_min": OracleOp(torch.clamp_min),
+    "clamp_max": OracleOp(torch.clamp_max),
+    "softmax": OracleOp(lambda t, dim: torch.softmax(t, dim)),
+    "log_softmax": OracleOp(lambda t, dim: torch.log_softmax(t, dim)),
+    "normalize": OracleOp(lambda t, eps, p, dim: torch.nn.functional.normalize(t, p, dim, eps)),
+    "lt": OracleOp(operator.lt),
+    "le": OracleOp(operator.le),
+    "gt": OracleOp(operator.gt),
+    "ge": OracleOp(operator.ge),
+    "eq": OracleOp(operator.eq),
+    "ne": OracleOp(operator.ne),
+    "where": OracleOp(torch.where),
+    "masked_fill": OracleOp(lambda t, mask, value: t.masked_fill(mask, value)),
     # -- section rows/losses.py (new entries here)
+    # torch.nn.functional's losses also raise ValueError and IndexError (their shape and class
+    # checks): the oracle reports these as torch's errors too, message for message.
+    **(lambda F, torch_errors: {
+        "mse_loss": OracleOp(torch_errors(lambda x, y, reduction: F.mse_loss(x, y, reduction=reduction))),
+        "l1_loss": OracleOp(torch_errors(lambda x, y, reduction: F.l1_loss(x, y, reduction=reduction))),
+        "smooth_l1_loss": OracleOp(torch_errors(
+            lambda x, y, reduction, beta: F.smooth_l1_loss(x, y, reduction=reduction, beta=beta))),
+        "huber_loss": OracleOp(torch_errors(
+            lambda x, y, reduction, delta: F.huber_loss(x, y, reduction=reduction, delta=delta))),
+        "binary_cross_entropy": OracleOp(torch_errors(
+            lambda x, y, reduction: F.binary_cross_entropy(x, y, reduction=reduction))),
+        "binary_cross_entropy_with_logits": OracleOp(torch_errors(
+            lambda x, y, reduction: F.binary_cross_entropy_with_logits(x, y, reduction=reduction))),
+        "cross_entropy": OracleOp(torch_errors(lambda x, y, ignore_index, reduction: F.cross_entropy(
+            x, y, ignore_index=ignore_index, reduction=reduction))),
+        "nll_loss": OracleOp(torch_errors(lambda x, y, ignore_index, reduction: F.nll_loss(
+            x, y, ignore_index=ignore_index, reduction=reduction))),
+        "kl_div": OracleOp(torch_errors(lambda x, y, reduction, log_target: F.kl_div(
+            x, y, reduction=reduction, log_target=log_target))),
+    })(torch.nn.functional, type("TorchErrors", (contextlib.ContextDecorator,), {
+        "__enter__": lambda self: self,
+        "__exit__": lambda self, kind, error, traceback: isinstance(error, (ValueError, IndexError)) and (
+            _ for _ in ()).throw(RuntimeError(str(error))),
+    })()),
     # -- section rows/constructors.py (new entries here)
+    # gradcalc's program numbers reach the oracle as floats: an integral one is an int here
+    # (arange(3) is int64), so these entries are written with integer-valued numbers as ints.
+    "ones": OracleOp(lambda *, size, requires_grad: torch.ones(size, requires_grad=requires_grad)),
+    "zeros": OracleOp(lambda *, size, requires_grad: torch.zeros(size, requires_grad=requires_grad)),
+    "full": OracleOp(lambda fill_value, *, size, requires_grad: torch.full(
+        size, int(fill_value) if float(fill_value).is_integer() else fill_value, requires_grad=requires_grad)),
+    "eye": OracleOp(lambda *, n, m, requires_grad: torch.eye(n, n if m is None else m, requires_grad=requires_grad)),
+    "arange": OracleOp(lambda end, *, requires_grad: torch.arange(
+        int(end) if float(end).is_integer() else end, requires_grad=requires_grad)),
+    "arange_range": OracleOp(lambda start, end, step, *, requires_grad: torch.arange(
+        *(int(v) if float(v).is_integer() else v for v in (start, end, step)), requires_grad=requires_grad)),
+    "linspace": OracleOp(lambda start, end, *, steps, requires_grad: torch.linspace(
+        start, end, steps, requires_grad=requires_grad)),
+    "ones_like": OracleOp(lambda t, *, requires_grad: torch.ones_like(t, requires_grad=requires_grad)),
+    "zeros_like": OracleOp(lambda t, *, requires_grad: torch.zeros_like(t, requires_grad=requires_grad)),
+    "full_like": OracleOp(lambda t, fill_value, *, requires_grad: torch.full_like(
+        t, fill_value, requires_grad=requires_grad)),
+    "tensor": OracleOp(lambda *, data, requires_grad: torch.tensor(data, requires_grad=requires_grad)),
+    "Tensor": OracleOp(lambda *, data: torch.Tensor(data)),
 }
 
 
@@ -194,7 +325,7 @@ def run_torch(source: str | syntax.Program, values: dict[str, np.ndarray], *,
             if scales is not None:
                 scales.watch(out, gradient)
             out.backward(gradient, retain_graph=True)
-    except RuntimeError as e:
+    except (RuntimeError, ValueError, IndexError) as e:  # torch raises all three (x[::-1], x[5])
         error = OracleError("torch", str(e).splitlines()[0] if str(e) else "")
     except _PythonError as e:
         error = OracleError("python", str(e))

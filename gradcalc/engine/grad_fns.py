@@ -72,8 +72,10 @@ def _next_functions(node: Node) -> list[Node | None]:
     """The tensors behind `node.grad_fn.next_functions`: None for those without grad."""
     if node.is_leaf:
         return []
-    tensors = [a if a.requires_grad else None for a in node.args if isinstance(a, Node)]
-    numbers = len(node.args) - len(tensors)
+    skipped = node.op.nondifferentiable if node.op is not None else ()
+    tensors = [a if a.requires_grad else None for i, a in enumerate(node.args)
+               if isinstance(a, Node) and i not in skipped]
+    numbers = sum(1 for a in node.args if not isinstance(a, Node))
     # A number operand: a Tensor overload takes it as a wrapped 0-d tensor that requires no
     # grad, a `None` after the tensor (`2 * x` is `x.mul(2)`); a Scalar overload (`2 - x` is
     # RsubBackward1, `x ** 2` PowBackward0) lists no entry for it. The op's row says which.

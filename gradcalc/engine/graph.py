@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gradcalc.engine.backends import Exact, Floats, backend
-from gradcalc.engine.ops import OPS, Kind, Op
+from gradcalc.engine.ops import OPS, VOCABULARY, Kind, Op
 from gradcalc.errors import GradcalcError, InputError, MissingInput, ShapeError, TorchError
 from gradcalc.lang import syntax
 from gradcalc.lang.syntax import ParamKind
@@ -179,7 +179,10 @@ def retain_grad(binding: Binding, name: str) -> None:
 def _check_values(program, inputs: list[str], values: dict, no_grad) -> None:
     missing = [n for n in inputs if n not in values]
     if missing:
-        raise MissingInput(missing[0])
+        error = MissingInput(missing[0])
+        if missing[0] in VOCABULARY.functions:
+            error.hint = f"{error.hint}; or, to call the function {missing[0]}, write {missing[0]}(...)"
+        raise error
     for name in values:
         if name not in inputs:
             what = "assigned by the program" if _assigns(program, name) else "not read by the program"

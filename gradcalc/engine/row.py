@@ -78,6 +78,9 @@ class Op:
     check: Callable | None = None
     # Numbers become 0-d tensors (torch.tensor(2.)) where torch takes tensors only.
     tensor_args: bool | Callable[[tuple[bool, ...]], bool] = False
+    # Operand positions torch declares non-differentiable (nll_loss's target, where's
+    # condition): their grad_fn lists no edge for them at all, not even None.
+    nondifferentiable: tuple[int, ...] = ()
     # torch's grad_fn keeps a None edge in next_functions for a number operand (`x * 2`).
     number_edges: bool | Callable[[tuple[bool, ...]], bool] = False
     # The forward's result depends on the tensor's layout (torch's vector and scalar loops

@@ -30,7 +30,25 @@ def value_tangent(node: Node, args: list, dargs: list, nums: Floats | Exact) -> 
         parts = [nums.forward(op, args[:k] + [d] + args[k + 1:], node.params)
                  for k, d in enumerate(dargs) if d is not None]
         return np.asarray(sum(parts[1:], parts[0]), dtype=dtype)
+    if op.vjp is not None:  # J d, a row of the Jacobian at a time: the vjp of each unit vector
+        return _jacobian_times(node, args, dargs, nums)
     raise NotImplementedError(f"the op table's row {op.name!r} declares no second-order rule")
+
+
+def _jacobian_times(node: Node, args: list, dargs: list, nums: Floats | Exact) -> np.ndarray:
+    """J d for an op whose only rule is its vector-Jacobian product (softmax, the losses):
+    element k of the result is <vjp(e_k), d>, summed over the operands with a tangent."""
+    op, dtype = _op(node), node.value.dtype
+    assert op.vjp is not None
+    size = node.value.size
+    flat = np.empty(size, dtype=dtype)
+    for k in range(size):
+        unit = np.zeros(size, dtype=dtype)
+        unit[k] = nums.number(1.0) if nums.exact else 1
+        partials = op.vjp(unit.reshape(node.shape), args, node.value, nums, **node.params)
+        terms = [np.sum(np.asarray(p) * d) for p, d in zip(partials, dargs) if p is not None and d is not None]
+        flat[k] = sum(terms[1:], terms[0]) if terms else 0
+    return flat.reshape(node.shape)
 
 
 def vjp_tangent(node: Node, i: int, grad, dgrad, args: list, dargs: list, dresult, nums: Floats | Exact):

@@ -286,6 +286,17 @@ class _Tuple:
 
 
 @dataclass(frozen=True)
+class _Failure:
+    """Why arguments do not fit a signature; `rank` says how close they came (a wrong count 0,
+    an unknown keyword 1, a missing argument 2, a value of the wrong kind 3)."""
+
+    message: str
+    tok: _Token
+    hint: str | None
+    rank: int
+
+
+@dataclass(frozen=True)
 class _Unpack:
     assigns: tuple[Assign, ...]
 
@@ -342,6 +353,11 @@ class _Parser:
         # `F.relu(x)` is torch.nn.functional's relu, as in a PyTorch script, unless the program
         # also uses F as a tensor (`F = m * a`): then `F.sum()` is a method of that tensor.
         self.f_is_a_tensor = _used_as_a_value(source, "F")
+        # Names that are tensors in this program (assigned, or read as inputs) and names called
+        # as functions: a function's name (`t`, `var`, `eye`) may name a tensor, as in Python,
+        # but not both in one program.
+        self.shadowed: set[str] = set()
+        self.called: dict[str, _Token] = {}
         self.tokens = _tokenize(source)
         self.next_token = self.tokens.__next__
         self.open_parens: list[_Token] = []  # the "(" tokens of the groups and calls being read
@@ -448,14 +464,21 @@ class _Parser:
         value = self._value()
         self._end_of_statement()
         self._check_outputs_taken(value)
+        self._bind_name(target)
         return Assign(target[1], value, Pos(target[2], target[3]))
 
     def _check_target(self, target: _Token) -> None:
         name = target[1]
         if name == "pi":
             self._error("cannot assign to the constant 'pi'", target)
-        if name in self.functions:
-            self._error(f"cannot assign to '{name}': it is a function", target, "choose another name")
+        if name in self.called:
+            self._error(f"cannot assign to '{name}': it is called as a function above", target,
+                        f"choose another name, or call torch's: torch.{name}(...)")
+
+    def _bind_name(self, target: _Token) -> None:
+        """`target` names a tensor from here on: a function of the same name (`t`, `var`) is then
+        callable only as torch's (`torch.t(x)`) or as a method, as in a PyTorch script."""
+        self.shadowed.add(target[1])
 
     def _value(self) -> Expr:
         """The expression on the right of `=`: a tensor or a number, not a tuple."""
@@ -492,6 +515,8 @@ class _Parser:
                         f"{len(targets)} names", start)
         self._check_outputs_taken(value)
         assert isinstance(value, Call)
+        for target in targets:
+            self._bind_name(target)
         return _Unpack(tuple(Assign(t[1], Call(row, value.args, value.pos, value.params), Pos(t[2], t[3]))
                              for t, (_, row) in zip(targets, parts)))
 
@@ -507,8 +532,9 @@ class _Parser:
         name = target[1]
         if name == "pi":
             self._error("cannot call retain_grad() on the constant 'pi'", target)
-        if name in self.functions:
+        if name in self.called:
             self._function_as_value(target)
+        self._bind_name(target)
         self._advance()
         if self.tok[0] != "(":
             self._unexpected("expected '(' after 'retain_grad'", "write NAME.retain_grad()")
@@ -579,11 +605,16 @@ class _Parser:
             name = tok[1]
             self._advance()
             if self.tok[0] == "(":
+                if name in self.shadowed:
+                    self._error(f"'{name}' is a tensor in this program, not a function", tok,
+                                f"call torch's: torch.{name}(...), or the method: x.{name}(...)")
+                self.called.setdefault(name, tok)
                 return self._call(tok, None, depth)
             if name == "torch" and self.tok[0] == ".":
                 return self._torch_call(depth)
-            if name in self.functions:
+            if name in self.called:
                 self._function_as_value(tok)
+            self._bind_name(tok)
             if name == "pi":
                 return Number(math.pi, "pi", Pos(tok[2], tok[3]))
             return Name(name, Pos(tok[2], tok[3]))
@@ -706,10 +737,10 @@ class _Parser:
         tries = [positional] if receiver is None else [[("expr", receiver, name_tok), *positional]]
         if functional:
             tries.insert(0, positional)
-        failures: list[tuple[str, _Token, str | None]] = []
+        failures: list[_Failure] = []
         for signature, args_written in ((s, p) for p in tries for s in overloads):
             bound = self._bind(signature, args_written, keywords, name_tok, args_written is not positional)
-            if isinstance(bound, tuple) and len(bound) == 3 and isinstance(bound[0], str):
+            if isinstance(bound, _Failure):
                 failures.append(bound)
                 continue
             args, params = bound
@@ -717,18 +748,14 @@ class _Parser:
             if signature.outputs:
                 self.outputs[id(call)] = (name, signature.outputs, pos)
             return call
-        message, tok, hint = failures[0] if len(overloads) == 1 else self._best_failure(failures[:len(overloads)],
-                                                                                        overloads)
-        self._error(message, tok, hint)
-
-    def _best_failure(self, failures, overloads) -> tuple[str, _Token, str | None]:
-        message, tok, _ = failures[-1]
-        shown = "; ".join(str(s) for s in overloads)
-        return message, tok, f"{overloads[0].name} takes {shown}"
+        # The overload the arguments came closest to fitting says what is wrong; all are shown.
+        best = max(failures, key=lambda f: f.rank)  # the first of the closest
+        hint = best.hint if len(overloads) == 1 else f"{name} takes {'; '.join(str(s) for s in overloads)}"
+        self._error(best.message, best.tok, hint)
 
     def _bind(self, signature: Signature, positional: list[_Raw], keywords: list[tuple[_Token, _Raw]],
               name_tok: _Token, method: bool):
-        """(operands, static params) for this signature, or (message, token, hint) if it does not fit."""
+        """(operands, static params) for this signature, or the _Failure to fit it."""
         name = signature.name
         params = signature.params
         hint = f"{'the receiver counts: ' if method else ''}{signature}"
@@ -750,24 +777,31 @@ class _Parser:
             k += 1
         if k < len(positional):
             low = sum(1 for p in slots if p.default is REQUIRED)
-            return (f"{name}() takes {_count(low, len(slots))}, got {len(positional)}", name_tok, hint)
+            return _Failure(f"{name}() takes {_count(low, len(slots))}, got {len(positional)}", name_tok, hint, 0)
         by_name = {p.name: p for p in params}
         for key_tok, raw in keywords:
             param = by_name.get(key_tok[1])
             if param is None:
-                return (f"{name}() got an unexpected keyword argument '{key_tok[1]}'", key_tok, hint)
+                return _Failure(f"{name}() got an unexpected keyword argument '{key_tok[1]}'", key_tok, hint, 1)
             if param.name in values:
-                return (f"{name}() got multiple values for argument '{param.name}'", key_tok, hint)
+                return _Failure(f"{name}() got multiple values for argument '{param.name}'", key_tok, hint, 1)
             values[param.name] = (param, raw)
+        converted: dict[str, object] = {}
+        for param_name, (param, written) in values.items():
+            value = self._convert(param, written, name)
+            if isinstance(value, tuple) and len(value) == 3 and value[0] == _FAIL:
+                return _Failure(value[1], value[2], hint, 3)
+            converted[param_name] = value
         operands: list[Expr] = []
         statics: list[tuple[str, Static]] = []
         for param in params:
-            if param.name not in values:
+            if param.name not in converted:
                 if param.default is REQUIRED:
                     if param.operand and not keywords and param.kind is not ParamKind.TENSORS:
                         low = sum(1 for p in slots if p.default is REQUIRED)
-                        return (f"{name}() takes {_count(low, len(slots))}, got {len(positional)}", name_tok, hint)
-                    return (f"{name}() missing required argument '{param.name}'", name_tok, hint)
+                        return _Failure(f"{name}() takes {_count(low, len(slots))}, got {len(positional)}",
+                                        name_tok, hint, 0)
+                    return _Failure(f"{name}() missing required argument '{param.name}'", name_tok, hint, 2)
                 if param.kind is ParamKind.NUMBER:
                     default = param.default
                     assert isinstance(default, (int, float))
@@ -775,15 +809,13 @@ class _Parser:
                 elif not param.operand:
                     statics.append((param.name, param.default))  # type: ignore[arg-type]
                 continue
-            converted = self._convert(param, values[param.name][1], name)
-            if isinstance(converted, tuple) and len(converted) == 3 and converted[0] == _FAIL:
-                return (converted[1], converted[2], hint)
+            value = converted[param.name]
             if param.kind is ParamKind.TENSORS:
-                operands.extend(converted)
+                operands.extend(value)  # type: ignore[arg-type]
             elif param.operand:
-                operands.append(converted)
+                operands.append(value)  # type: ignore[arg-type]
             else:
-                statics.append((param.name, converted))
+                statics.append((param.name, value))  # type: ignore[arg-type]
         return tuple(operands), tuple(statics)
 
     def _convert(self, param: Param, raw, name: str):

@@ -395,6 +395,13 @@ class GenOp:
     spellings: tuple
     args: tuple[str, ...] = ()
     edges: tuple[float, ...] = ()
+    # The name a program calls the row by (a row with `call_as`: "sum" for row "sum_dim"),
+    # and its static arguments as written after the operands (", dim=-1").
+    written: str = ""
+    statics: str = ""
+    # Drawn by the random program generator (rows whose result shape depends on static
+    # arguments, and constructors, are tested by the grids and their own files instead).
+    random: bool = True
 
     def arg_kinds(self) -> tuple[str, ...]:
         return self.args or ("any",) * self.arity
@@ -459,13 +466,70 @@ GEN_OPS: dict[str, GenOp] = {
     "dot": _fn(2, kind="linalg", args=("tensor", "tensor")),
     "detach": _fn(kind="detach"),
     # -- section rows/reductions.py (new entries here)
+    # Rows the generator can write as `name(x)` / `x.name()` (every dim). The overloads with a
+    # dim (sum_dim, max_dim, ..., cumsum: `call_as` rows and required dims) and argmax/argmin
+    # (Kind.NONDIFF) need the generator to write static arguments first.
+    # (torch's amax, var ... of a Python number is a TypeError: a tensor operand, always)
+    "amax": _fn(kind="reduction", args=("tensor",)),
+    "amin": _fn(kind="reduction", args=("tensor",)),
+    "var": _fn(kind="reduction", args=("tensor",)),
+    "std": _fn(kind="reduction", args=("tensor",)),
+    # the overloads with a dim, and the other rows with static arguments, as the grids write them
+    # (a tuple result's part: `max(x, 0).values.sum()`, the statics closing the call early)
+    **{row: GenOp(1, "reduction", (("call",), ("method",)), ("tensor",), written=name, statics=statics, random=False)
+       for row, name, statics in (
+           ("sum_dim", "sum", ", 0"), ("mean_dim", "mean", ", -1"), ("prod_dim", "prod", ", 0"),
+           ("max_dim", "max", ", 0).values.sum("), ("min_dim", "min", ", 0).values.sum("),
+           ("logsumexp_dim", "logsumexp", ", 0"), ("cumsum", "cumsum", ", 0"), ("cumprod", "cumprod", ", 0"),
+           ("var_unbiased", "var", ", False"), ("var_dim_unbiased", "var", ", 0, True"),
+           ("std_unbiased", "std", ", False"), ("std_dim_unbiased", "std", ", 0, True"))},
+    "max_other": GenOp(2, "linalg", (("call",),), ("tensor", "tensor"), written="max", random=False),
+    "min_other": GenOp(2, "linalg", (("call",),), ("tensor", "tensor"), written="min", random=False),
+    "argmax": GenOp(1, "nondifferentiable", (("call",), ("method",)), ("tensor",), random=False),
+    "argmin": GenOp(1, "nondifferentiable", (("call",), ("method",)), ("tensor",), random=False),
     # -- section rows/shapes.py and rows/linalg.py (new entries here)
+    # products of two tensors, written by the generator's matmul operands (a vector or a
+    # matrix, then a vector or a matrix): torch's errors where the ranks are not theirs
+    "mv": _fn(2, kind="linalg", args=("tensor", "tensor")),
+    "mm": _fn(2, kind="linalg", args=("tensor", "tensor")),
+    "bmm": _fn(2, kind="linalg", args=("tensor", "tensor")),
+    "outer": _fn(2, kind="linalg", args=("tensor", "tensor")),
     # -- section rows/nn.py (new entries here)
+    # Rows the generator writes as `name(x, ...)` with numbers where torch takes numbers. Not
+    # here: the overloads written with keywords (softplus(x, beta, threshold), x.add(y,
+    # alpha=2), x.clamp(min=...)), softmax/log_softmax/normalize (dim), the comparisons, where
+    # and masked_fill (bool tensors, Kind.NONDIFF): the generator writes none of those yet.
+    "leaky_relu": _fn(2, args=("tensor", "number"), edges=(0.0, -0.0)),
+    "elu": _fn(2, args=("tensor", "number"), edges=(0.0, -0.0, -90.0, 1e-8, -1e-8)),
+    "selu": _fn(edges=(0.0, -0.0, -90.0, 1e-8, -1e-8)),
+    "celu": _fn(2, args=("tensor", "number"), edges=(0.0, -0.0, -90.0)),
+    "gelu": _fn(edges=(-3.0, -6.0, 0.0, -0.0)),
+    "hardtanh": _fn(3, args=("tensor", "number", "number"), edges=(0.0, -0.0)),
+    "relu6": _fn(edges=(0.0, -0.0, 6.0)),
+    "hardswish": _fn(edges=(-3.0, 3.0, 0.0, -0.0)),
+    "softsign": _fn(edges=(0.0, -0.0, 1e20)),
+    "tanhshrink": _fn(edges=(0.0, -0.0, 1e-3, 10.0)),
+    "softshrink": _fn(2, args=("tensor", "number"), edges=(0.5, -0.5, 0.0, -0.0)),
+    "hardshrink": _fn(2, args=("tensor", "number"), edges=(0.5, -0.5, 0.0, -0.0)),
+    "threshold": _fn(3, args=("tensor", "number", "number"), edges=(0.0, -0.0)),
+    "clamp_min": _fn(2, args=("tensor", "any"), edges=(0.0, -0.0)),   # clamp_min(2., x) is a TypeError
+    "clamp_max": _fn(2, args=("tensor", "any"), edges=(0.0, -0.0)),   # clamp_max(2., x) is a TypeError
     # -- section rows/losses.py (new entries here)
+    **{name: _fn(2, kind="reduction", args=("tensor", "tensor"), edges=edges) for name, edges in (
+        ("mse_loss", (1e20,)), ("l1_loss", ()), ("smooth_l1_loss", ()), ("huber_loss", ()),
+        ("binary_cross_entropy", (0.25, 0.75, 1e-30)), ("binary_cross_entropy_with_logits", (90.0, -90.0)),
+        ("cross_entropy", (88.7, -104.0)), ("nll_loss", ()), ("kl_div", (1e-30,)))},
     # -- section rows/constructors.py (new entries here)
+    # constructors make new leaves from numbers: the generator writes no calls of them
+    # (kind "constant": _KINDS needs Kind.CONSTANT, and the generator and the edge-value grid
+    # skip it); tests/test_constructors.py and test_every_row test them
+    **{name: GenOp(OPS[name].arity, "constant", (("call",),)) for name in (
+        "ones", "zeros", "full", "eye", "arange", "arange_range", "linspace", "ones_like", "zeros_like",
+        "full_like", "tensor", "Tensor")},
 }
 _KINDS = {Kind.ELEMENTWISE: "elementwise", Kind.REDUCTION: "reduction", Kind.LINALG: "linalg",
-          Kind.DETACH: "detach", Kind.IDENTITY: "identity"}
+          Kind.DETACH: "detach", Kind.IDENTITY: "identity", Kind.CONSTANT: "constant",
+          Kind.NONDIFF: "nondifferentiable"}
 
 
 # Rows a program cannot write: they are reached (and tested) through matmul's lowering.
@@ -518,7 +582,7 @@ def _spell(name: str, gen: GenOp, args: list[str]) -> str:
         return f"{args[0]} {spelling[1]} {args[1]}"
     if spelling[0] == "prefix":
         return f"{spelling[1]}{args[0]}"
-    return f"{name}({', '.join(args)})"
+    return f"{gen.written or name}({', '.join(args)}{gen.statics})"
 
 
 NUMBER_OPERANDS = ("0", "0.5", "2", "3", "1.5", "-1", "-0.5", "-2", "1e-25", "1e20")
@@ -542,6 +606,8 @@ NUMBER_OPERAND_OPS = sorted(n for n in OPS if n in GEN_OPS and GEN_OPS[n].arity 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", WRITTEN_OPS)
 def test_every_declared_op_on_its_edge_values(name, dtype):
+    if GEN_OPS[name].kind == "constant":
+        pytest.skip("a constructor takes no tensor: tests/test_constructors.py covers it")
     check(_op_grid_case(name, dtype))
 
 
@@ -1085,10 +1151,12 @@ def render(node, draw=None) -> tuple[str, int]:
         return f"{sub(args[0], prec)} {symbol} {sub(args[1], prec + 1)}", prec
     if form == "prefix":
         return f"{spelling[1]}{sub(args[0], PREC_UNARY)}", PREC_UNARY
+    gen = GEN_OPS[op]
     if form == "method":
-        return f"{sub(args[0], PREC_POSTFIX, receiver=True)}.{op}()", PREC_POSTFIX
+        rest = ", ".join([render(a, draw)[0] for a in args[1:]]) + gen.statics
+        return f"{sub(args[0], PREC_POSTFIX, receiver=True)}.{gen.written or op}({rest.lstrip(', ')})", PREC_POSTFIX
     inner = ", ".join(render(a, draw)[0] for a in args)
-    return f"{op}({inner})", PREC_ATOM
+    return f"{gen.written or op}({inner}{gen.statics})", PREC_ATOM
 
 
 def structure(node):
@@ -1133,7 +1201,8 @@ class Generated:
 
 @st.composite
 def random_cases(draw) -> Generated:
-    ops = [name for name in sorted(OPS) if name in GEN_OPS]
+    ops = [name for name in sorted(OPS) if name in GEN_OPS and GEN_OPS[name].random
+           and GEN_OPS[name].kind not in ("constant", "nondifferentiable")]
     g = _Gen(draw, ops)
     statements = []
     n = draw(st.integers(2, 6))

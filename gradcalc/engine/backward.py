@@ -54,7 +54,8 @@ def local_vjps(node: Node, grad: np.ndarray, nums: Floats | Exact) -> list[np.nd
                 for i, want in enumerate(wanted)]
     assert op.vjp is not None
     results = op.vjp(grad, args, node.value, nums, **node.params)
-    return [np.asarray(r, dtype) if want else None for r, want in zip(results, wanted)]
+    # A rule's None is torch's undefined gradient (norm with p=0): nothing flows back.
+    return [np.asarray(r, dtype) if want and r is not None else None for r, want in zip(results, wanted)]
 
 
 def _broadcast(value, shape, dtype) -> np.ndarray:

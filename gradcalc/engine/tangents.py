@@ -22,7 +22,7 @@ def value_tangent(node: Node, args: list, dargs: list, nums: Floats | Exact) -> 
         # Each vjp tree is g * partial_i with g free: fed the tangent, it is partial_i * dx_i.
         terms = [run(vjp_tree(op.name, i), d, args, nums, node.value) for i, d in enumerate(dargs) if d is not None]
         return np.broadcast_to(sum(terms[1:], terms[0]), node.shape).astype(dtype)
-    if op.kind is Kind.REDUCTION:  # a scalar: its Jacobian is the gradient of 1
+    if op.kind is Kind.REDUCTION and node.value.ndim == 0:  # a scalar: its Jacobian is the gradient of 1
         assert op.vjp is not None
         (partials,) = op.vjp(np.ones((), dtype=dtype), args, node.value, nums, **node.params)
         return np.asarray(np.sum(partials * dargs[0]), dtype=dtype)

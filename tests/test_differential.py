@@ -494,11 +494,37 @@ GEN_OPS: dict[str, GenOp] = {
     "mm": _fn(2, kind="linalg", args=("tensor", "tensor")),
     "bmm": _fn(2, kind="linalg", args=("tensor", "tensor")),
     "outer": _fn(2, kind="linalg", args=("tensor", "tensor")),
+    # data movement with static arguments, as the grid writes it over its vector x (reduced to a
+    # number, so that backward() runs); attributes and subscripts after an identity flatten,
+    # the joins' lists around it
+    **{row: GenOp(1, "linalg", spellings, ("tensor",), written=written, statics=statics, random=False)
+       for row, spellings, written, statics in (
+           ("index", (("call",),), "torch.flatten", ")[1:3].sum("),
+           ("select", (("method",),), "torch.select", ", 0, -1"),
+           ("unsqueeze", (("call",), ("method",)), "", ", 0).sum("),
+           ("squeeze", (("call",), ("method",)), "", ").sum("),
+           ("reshape", (("call",), ("method",)), "", ", (2, 2)).sum("),
+           ("view", (("method",),), "torch.view", ", -1, 2).sum("),
+           ("contiguous", (("method",),), "torch.contiguous", ").sum("),
+           ("flatten", (("call",), ("method",)), "", ").sum("),
+           ("transpose", (("call",), ("method",)), "", ", 0, -1).sum("),
+           ("t", (("call",), ("method",)), "", ").sum("),
+           ("T", (("call",),), "torch.flatten", ").T.sum("),
+           ("mT", (("call",),), "torch.flatten", ").mT.sum("),
+           ("permute", (("call",), ("method",)), "", ", (0,)).sum("),
+           ("expand", (("method",),), "torch.expand", ", 2, 4).sum("),
+           ("repeat", (("method",),), "torch.repeat", ", 2).sum("),
+           ("cat", (("call",),), "torch.cat([torch.flatten", "), x]).sum("),
+           ("stack", (("call",),), "torch.stack([torch.flatten", "), 2 * x], 1).sum("),
+           ("flip", (("call",), ("method",)), "", ", (0,)).sum("),
+           ("diag", (("call",), ("method",)), "", ").sum("),
+           ("trace", (("call",), ("method",)), "torch.trace(torch.outer", ", x)"),
+           ("tril", (("call",), ("method",)), "torch.tril(torch.outer", ", x)).sum("),
+           ("triu", (("call",), ("method",)), "torch.triu(torch.outer", ", x), 1).sum("))},
     # -- section rows/nn.py (new entries here)
     # Rows the generator writes as `name(x, ...)` with numbers where torch takes numbers. Not
-    # here: the overloads written with keywords (softplus(x, beta, threshold), x.add(y,
-    # alpha=2), x.clamp(min=...)), softmax/log_softmax/normalize (dim), the comparisons, where
-    # and masked_fill (bool tensors, Kind.NONDIFF): the generator writes none of those yet.
+    # here: the rows written with a keyword operand (x.add(y, alpha=2), x.sub(y, alpha=2),
+    # x.clamp(max=y)) and normalize (its eps after static arguments): no spelling writes them.
     "leaky_relu": _fn(2, args=("tensor", "number"), edges=(0.0, -0.0)),
     "elu": _fn(2, args=("tensor", "number"), edges=(0.0, -0.0, -90.0, 1e-8, -1e-8)),
     "selu": _fn(edges=(0.0, -0.0, -90.0, 1e-8, -1e-8)),
@@ -514,6 +540,18 @@ GEN_OPS: dict[str, GenOp] = {
     "threshold": _fn(3, args=("tensor", "number", "number"), edges=(0.0, -0.0)),
     "clamp_min": _fn(2, args=("tensor", "any"), edges=(0.0, -0.0)),   # clamp_min(2., x) is a TypeError
     "clamp_max": _fn(2, args=("tensor", "any"), edges=(0.0, -0.0)),   # clamp_max(2., x) is a TypeError
+    # overloads and rows with static arguments, as the grids write them
+    "softplus_beta": GenOp(3, "elementwise", (("call",),), ("tensor", "number", "number"), (20.0, 21.0, -90.0),
+                           written="softplus"),
+    "clamp_lower": GenOp(2, "elementwise", (("call",),), ("tensor", "any"), (0.0, -0.0), written="clamp"),
+    "softmax": GenOp(1, "linalg", (("call",), ("method",)), ("tensor",), statics=", -1", random=False),
+    "log_softmax": GenOp(1, "linalg", (("call",), ("method",)), ("tensor",), statics=", 0", random=False),
+    # comparisons (bool tensors: the grid's backward is torch's error), where and masked_fill
+    # (the grid's float condition and mask: torch's errors)
+    **{name: GenOp(2, "nondifferentiable", (("infix", symbol, 0, False),), random=False) for name, symbol in (
+        ("lt", "<"), ("le", "<="), ("gt", ">"), ("ge", ">="), ("eq", "=="), ("ne", "!="))},
+    "where": GenOp(3, "elementwise", (("call",),), ("tensor", "tensor", "any"), random=False),
+    "masked_fill": GenOp(3, "elementwise", (("call",),), ("tensor", "tensor", "number"), random=False),
     # -- section rows/losses.py (new entries here)
     **{name: _fn(2, kind="reduction", args=("tensor", "tensor"), edges=edges) for name, edges in (
         ("mse_loss", (1e20,)), ("l1_loss", ()), ("smooth_l1_loss", ()), ("huber_loss", ()),

@@ -16,8 +16,9 @@ from torch_oracle import OracleOp, run_torch
 from gradcalc.api import evaluate, parse
 from gradcalc.engine.grad_fns import GradEdge, GradGraph, GradNode, grad_graph
 from gradcalc.engine.graph import build
-from gradcalc.engine.ops import FUNCTIONS, Kind
+from gradcalc.engine.ops import OPS, VOCABULARY, Kind
 from gradcalc.errors import GradcalcError, InputError, TorchError
+from gradcalc.lang.syntax import REQUIRED, ParamKind
 from gradcalc.report.graphs import dot_escape, mermaid_escape, render_dot, render_mermaid, render_tree
 
 VALUES = {"x": [0.1, 0.2, 0.3], "y": [0.4, 0.5, 0.6], "z": [0.7, 0.8, 0.9],
@@ -141,13 +142,19 @@ def test_rebound_names_keep_torchs_structure():
 
 
 def _calls():
-    """Every callable row of the op table, with tensors and with numbers where it takes them."""
-    for name, op in FUNCTIONS.items():
-        if op.kind is Kind.DETACH:
+    """Every callable row of the op table whose required arguments are all operands, with
+    tensors and with numbers where it takes them (rows with static arguments, dims and
+    constructors, are in test_every_row's programs)."""
+    for name, signatures in VOCABULARY.functions.items():
+        op = OPS[signatures[0].op]
+        required = [p for p in signatures[0].params if p.default is REQUIRED]
+        if op.kind is Kind.DETACH or any(p.kind not in (ParamKind.TENSOR, ParamKind.NUMBER) for p in required):
             continue
-        if op.arity == 1:
+        if any(p.kind is ParamKind.NUMBER for p in required):
+            yield f"b = {name}(x, {', '.join('1.5' for _ in required[1:])})"
+        elif len(required) == 1:
             yield f"b = {name}(x)"
-        elif op.arity == 2:
+        elif len(required) == 2:
             yield from (f"b = {name}(x, y)", f"b = {name}(x, 2)", f"b = {name}(2, x)")
         else:
             yield from (f"b = {name}(x, 0, 1)", f"b = {name}(x, y, 1)", f"b = {name}(x, y, z)")

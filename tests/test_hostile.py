@@ -70,7 +70,7 @@ PROGRAMS = [
     ("dangling operator", "b = x +", VALUES, "column"),
     ("double operator", "b = x * / y", VALUES, "column"),
     ("assign to pi", "pi = 3", [], "pi"),
-    ("assign to function", "sin = x", VALUES, "sin"),
+    ("call a tensor named like a function", "sin = x * y; b = sin(x)", VALUES, "sin"),
     ("assign to number", "2 = x", VALUES, "column"),
     ("empty program", "", [], "empty"),
     ("only comments", "# nothing here", [], "empty"),

@@ -6,13 +6,34 @@ import pytest
 from gradcalc.engine.backends import Floats
 from gradcalc.engine.derive import vjp_tree
 from gradcalc.engine.formula import run
-from gradcalc.engine.ops import FUNCTIONS, OPS, Kind
+from gradcalc.engine.ops import OPS, Kind
+from gradcalc.lang.syntax import REQUIRED
 from gradcalc.symbolic.partials import display_partial
 
 ELEMENTWISE = [row for row in OPS.values() if row.kind is Kind.ELEMENTWISE]
 OTHERS = [row for row in OPS.values() if row.vjp is not None]
-SAMPLE_SHAPES = {"dot": [(3,), (3,)], "mv": [(2, 3), (3,)], "mm": [(2, 3), (3, 4)],
-                 "unsqueeze0": [(3,)], "squeeze0": [(1, 3)]}
+# Rows whose operands are not two (2, 3) tensors of [0.5, 1.5] with the default static
+# arguments: (operand shapes, None for an integer target; static arguments; value range).
+SAMPLES = {"dot": ([(3,), (3,)], {}, 0.5, 1.5), "mv": ([(2, 3), (3,)], {}, 0.5, 1.5),
+           "mm": ([(2, 3), (3, 4)], {}, 0.5, 1.5), "unsqueeze0": ([(3,)], {}, 0.5, 1.5),
+           "squeeze0": ([(1, 3)], {}, 0.5, 1.5),
+           **{name: (None, {"dim": 1}, 0.5, 1.5) for name in (
+               "sum_dim", "mean_dim", "prod_dim", "max_dim", "min_dim", "logsumexp_dim", "cumsum", "cumprod",
+               "unsqueeze", "softmax", "log_softmax")},
+           "bmm": ([(2, 2, 3), (2, 3, 2)], {}, 0.5, 1.5),
+           "select": (None, {"dim": 1, "index": 2}, 0.5, 1.5),
+           "slice": (None, {"dim": 1, "start": 0, "stop": 3, "step": 2}, 0.5, 1.5),
+           **{name: (None, {"shape": (3, 2)}, 0.5, 1.5) for name in ("reshape", "_reshape_alias", "_unsafe_view")},
+           "view": (None, {"size": (6,)}, 0.5, 1.5),
+           "transpose": (None, {"dim0": 0, "dim1": 1}, 0.5, 1.5),
+           "permute": (None, {"dims": (1, 0)}, 0.5, 1.5),
+           "expand": ([(1, 3)], {"size": (2, 3)}, 0.5, 1.5),
+           "repeat": (None, {"repeats": (2, 1)}, 0.5, 1.5),
+           "flip": (None, {"dims": (0,)}, 0.5, 1.5),
+           "_diag_embed": ([(3,)], {}, 0.5, 1.5),
+           # probabilities in (0, 1); class indices as the target
+           **{name: (None, {}, 0.2, 0.8) for name in ("binary_cross_entropy", "binary_cross_entropy_none")},
+           **{name: ([(2, 3), None], {}, 0.5, 1.5) for name in ("nll_loss", "nll_loss_none")}}
 
 
 @pytest.mark.parametrize("row", ELEMENTWISE, ids=lambda r: r.name)
@@ -40,35 +61,29 @@ def test_elementwise_rows_have_a_display_partial_and_grad_fn(row):
 def test_hand_written_rules_match_central_differences(row):
     assert row.display_partials is not None
     rng = np.random.default_rng(1)
-    shapes = SAMPLE_SHAPES.get(row.name, [(2, 3)] * row.arity)
-    args = [rng.uniform(0.5, 1.5, size=shape) for shape in shapes]
-    result = row.forward(*args)
+    shapes, params, low, high = SAMPLES.get(row.name, (None, {}, 0.5, 1.5))
+    operands = [p for p in row.params if p.operand]
+    shapes = shapes or [(2, 3)] * len(operands)
+    params = {p.name: p.default for p in row.static_params if p.default is not REQUIRED} | params
+    args = [rng.uniform(low, high, size=shape) if shape is not None else np.array([0, 2])
+            for shape in shapes]
+    result = row.forward(*args, **params)
     g = rng.uniform(-1, 1, size=np.shape(result))
-    grads = row.vjp(g, args, result, Floats(np.float64))
-    assert len(grads) == row.arity
+    grads = row.vjp(g, args, result, Floats(np.float64), **params)
+    assert len(grads) == len(args)
     eps = 1e-6
     for i, (grad, arg) in enumerate(zip(grads, args)):
+        if arg.dtype.kind != "f":   # an integer operand (class targets) has no gradient
+            continue
         assert np.shape(grad) == np.shape(arg)
         numeric = np.zeros_like(arg)
         for k in np.ndindex(arg.shape):
             bumped = [a.copy() for a in args]
             bumped[i][k] += eps
-            up = np.array(row.forward(*bumped))
+            up = np.array(row.forward(*bumped, **params))
             bumped[i][k] -= 2 * eps
-            numeric[k] = np.sum(g * (up - row.forward(*bumped))) / (2 * eps)
+            numeric[k] = np.sum(g * (up - row.forward(*bumped, **params))) / (2 * eps)
         np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-7, err_msg=f"{row.name} arg {i}")
-
-
-@pytest.mark.parametrize("name", sorted(FUNCTIONS))
-def test_every_function_parses_as_call_and_method(name):
-    from gradcalc.api import parse
-
-    row = FUNCTIONS[name]
-    others = ", ".join(["y"] * (row.arity - 1))
-    call = parse(f"b = {name}(x{', ' + others if others else ''})").statements[0].value
-    method = parse(f"b = x.{name}({others})").statements[0].value
-    assert call.op == method.op == name
-    assert len(call.args) == len(method.args) == row.arity
 
 
 @pytest.mark.parametrize("kinds, expected", [

@@ -1142,7 +1142,7 @@ def test_print_options_are_torch_defaults():
     assert PRINT_OPTIONS == PrintOptions(precision=4, threshold=1000, edgeitems=3, linewidth=80)
 
 
-@pytest.mark.parametrize("dtype", [np.int64, np.float16, np.complex64, bool])
+@pytest.mark.parametrize("dtype", [np.float16, np.complex64, np.int32])
 def test_rejects_other_dtypes(dtype):
     with pytest.raises(TypeError):
         tensor_repr(np.zeros(2, dtype=dtype))

@@ -139,9 +139,7 @@ ORACLE_OPS: dict[str, OracleOp] = {
     "celu": OracleOp(lambda t, alpha: torch.nn.functional.celu(t, alpha)),
     "gelu": OracleOp(lambda t, approximate: torch.nn.functional.gelu(t, approximate=approximate)),
     "gelu_tanh": OracleOp(lambda t: torch.nn.functional.gelu(t, approximate="tanh")),
-    # F.hardtanh's ValueError, as the torch error gradcalc words alike
-    "hardtanh": OracleOp(lambda t, lo, hi: torch.nn.functional.hardtanh(t, lo, hi) if not lo > hi else (
-        _ for _ in ()).throw(RuntimeError("min_val cannot be greater than max_val"))),
+    "hardtanh": OracleOp(lambda t, lo, hi: torch.nn.functional.hardtanh(t, lo, hi)),
     "relu6": OracleOp(torch.nn.functional.relu6),
     "hardswish": OracleOp(torch.nn.functional.hardswish),
     "softsign": OracleOp(torch.nn.functional.softsign),
@@ -428,7 +426,10 @@ def _evaluate(expr: syntax.Expr, env: dict, tdtype: torch.dtype, ops: dict):
         return fold(op, args)
     if op.tensor_args:
         args = [a if isinstance(a, torch.Tensor) else torch.tensor(a, dtype=tdtype) for a in args]
-    return op.apply(*args, **params)
+    try:
+        return op.apply(*args, **params)
+    except (TypeError, AttributeError) as e:  # a number where torch takes a tensor: Python's error
+        raise _PythonError(f"{expr.op}: {e}") from None
 
 
 def fold(op: OracleOp, numbers: Sequence[float]) -> float:

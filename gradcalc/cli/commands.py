@@ -155,12 +155,13 @@ def diff_command(
       gradcalc diff "a = x + 2*y; b = a + z/2"
     """
     from gradcalc.analysis.differentiate import derivation
-    from gradcalc.api import parse  # here, not above: --help and --version load no NumPy
+    from gradcalc.api import parse, resolve_values  # here, not above: --help and --version load no NumPy
     from gradcalc.lang.inputs import input_values, read_program, split_names
     from gradcalc.report import diff
 
     parsed = parse(read_program(program, sys.stdin))
-    derived = derivation(parsed, input_values(ctx.args, var, values, sys.stdin), output=output,
+    given = resolve_values(input_values(ctx.args, var, values, sys.stdin), "float32")
+    derived = derivation(parsed, given, output=output,
                          wrt=split_names(wrt), no_grad=split_names(no_grad))
     render = {DiffFormat.text: diff.render_text, DiffFormat.latex: diff.render_latex,
               DiffFormat.json: diff.derivation_json}[format]
@@ -193,13 +194,13 @@ def graph_command(
       gradcalc graph "a = x + 2*y; b = a + z/2" --format dot | dot -Tsvg > graph.svg
     """
     from gradcalc.analysis.differentiate import grad_fn_graph
-    from gradcalc.api import parse  # here, not above: --help and --version load no NumPy
+    from gradcalc.api import parse, resolve_values  # here, not above: --help and --version load no NumPy
     from gradcalc.lang.inputs import input_values, read_program, split_names
     from gradcalc.lang.values import parse_value
     from gradcalc.report.graphs import render_dot, render_mermaid, render_tree
 
     parsed = parse(read_program(program, sys.stdin))
-    given = input_values(ctx.args, var, values, sys.stdin)
+    given = resolve_values(input_values(ctx.args, var, values, sys.stdin), dtype.value)
     g = grad_fn_graph(parsed, given, output=output, seed=None if seed is None else parse_value(seed, "--seed"),
                       retain=split_names(retain), no_grad=split_names(no_grad), dtype=dtype.value)
     if format is GraphFormat.tree:
@@ -272,7 +273,7 @@ def check_command(
     """  # noqa: E501 (the example is one command line)
     from gradcalc.analysis import suite as suites
     from gradcalc.analysis.checking import parse_expectation, run_check
-    from gradcalc.api import parse  # here, not above: --help and --version load no NumPy
+    from gradcalc.api import parse, resolve_values  # here, not above: --help and --version load no NumPy
     from gradcalc.lang.inputs import input_values, read_program, split_names
     from gradcalc.lang.values import parse_value
 
@@ -289,7 +290,8 @@ def check_command(
         raise InputError("nothing to check", hint="add --expect NAME=V, --expect NAME.grad=V or --gradcheck")
     source = read_program(program, sys.stdin)
     with cache.program(source, enabled=not no_cache):
-        report = run_check(parse(source), input_values(ctx.args, var, values, sys.stdin),
+        given = resolve_values(input_values(ctx.args, var, values, sys.stdin), dtype.value)
+        report = run_check(parse(source), given,
                            [parse_expectation(e) for e in expect], seeds=[parse_value(s, "--seed") for s in seed],
                            outputs=output, retain=split_names(retain), no_grad=split_names(no_grad),
                            dtype=dtype.value, rtol=rtol, atol=atol, with_gradcheck=gradcheck_)

@@ -16,6 +16,7 @@ importing this module imports neither SymPy nor anything slow.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -24,7 +25,7 @@ from gradcalc.engine.formula import call, const, where
 from gradcalc.engine.kernels import LIBM, erf, torch_pow, torch_sign, vector_lanes
 from gradcalc.engine.row import GradFnName, Kind, Lowering, Op, SecondOrder
 from gradcalc.engine.rows import constructors, linalg, losses, nn, reductions, shapes
-from gradcalc.lang.syntax import Signature, Vocabulary
+from gradcalc.lang.syntax import Param, ParamKind, Signature, Vocabulary
 
 __all__ = ["FUNCTIONS", "OPS", "ROWS", "SECTIONS", "VOCABULARY", "GradFnName", "Kind", "Lowering", "Op", "SecondOrder"]
 
@@ -89,9 +90,59 @@ def _tie_aware(a, b, scalar_result, vector_result):
 
 
 def _clamp(x, lo, hi):
-    # std::min(std::max(x, lo), hi): a nan x stays nan, and clamp(0., -0., -0.) is 0.
+    """torch.clamp. Number bounds: std::min(std::max(x, lo), hi) (a nan x stays nan,
+    clamp(0., -0., -0.) is 0.; torch's vector loop, vec::clamp, breaks ties alike), and a nan
+    bound fills the result with nan. Tensor bounds: the scalar loop is that, nan where a bound
+    is nan; the vector loop is minimum(maximum(x, lo), hi), which propagates nan and on a tie
+    of 0. and -0. keeps the bound."""
     low = np.where(x < lo, lo, x)
-    return np.where(hi < low, hi, low)
+    scalar = np.where(hi < low, hi, low)
+    if not isinstance(lo, np.ndarray) and not isinstance(hi, np.ndarray):
+        if (math.isnan(lo) or math.isnan(hi)) and np.result_type(x).kind == "f":
+            return np.full(np.shape(x), np.nan, dtype=np.result_type(x))
+        return scalar
+    if np.result_type(x, lo, hi).kind != "f":
+        return scalar
+    nan = np.asarray(np.nan, dtype=np.result_type(x, lo, hi))
+    scalar = np.where(np.isnan(lo) | np.isnan(hi), nan, scalar)
+    high = np.where(np.isnan(x) | np.isnan(lo), nan, np.where(lo < x, x, lo))
+    vector = np.where(np.isnan(high) | np.isnan(hi), nan, np.where(high < hi, high, hi))
+    shapes = (np.shape(x), np.shape(lo), np.shape(hi))
+    lanes = vector_lanes(np.broadcast_shapes(*shapes), shapes, np.result_type(x, lo, hi))
+    return np.where(lanes, vector, scalar)
+
+
+def _clamp_bounds(kinds: tuple[bool, ...]) -> bool:
+    """A tensor bound makes both bounds tensors (a number one a 0-d tensor). (torch itself has
+    no clamp(Tensor, min=Tensor, max=Number): its argument parser's TypeError.)"""
+    return kinds[1] or kinds[2]
+
+
+def _add_alpha(a, b, alpha, sign=1):
+    """self + alpha * other: torch's add kernel, vec::fmadd(other, alpha, self), each operand
+    in the result's dtype (an integer result in integers).
+
+    With a number (or 0-d) `other`, torch's scalar loop (the tail after the vector blocks)
+    adds `alpha * other` computed once, rounded, except where the compiler left an element
+    to plain scalar code, which fuses it: the tail's first element, and the last ones after
+    the 16-byte groups of its SSE loop."""
+    arrays = [x for x in (a, b) if isinstance(x, np.ndarray) and x.ndim] or \
+        [x for x in (a, b) if isinstance(x, np.ndarray)]
+    dtype = np.result_type(*arrays) if arrays else np.dtype(np.float64)
+    if dtype.kind != "f":
+        return np.asarray(a) + sign * np.asarray(alpha) * np.asarray(b)
+    a_, b_, alpha_ = (np.asarray(v, dtype=dtype) for v in (a, b, sign * np.asarray(alpha)))
+    fused = nn.fma(b_, alpha_, a_)
+    if np.ndim(b) or np.ndim(a) == 0:
+        return fused
+    shape = np.shape(a)
+    lanes = vector_lanes(shape, (shape,), dtype).reshape(-1)
+    tail = int(lanes.size - np.count_nonzero(lanes))
+    group = 16 // dtype.itemsize
+    unfused = np.zeros(lanes.size, dtype=bool)
+    start = lanes.size - tail + 1
+    unfused[start:start + (tail - 1) // group * group] = True
+    return np.where(unfused.reshape(shape), a_ + b_ * alpha_, fused)
 
 
 def _atan2_vjps(g, r, a, b):
@@ -110,6 +161,22 @@ def _softplus(x):
 def _softplus_vjps(g, r, a):
     z = call("exp", a)
     return {0: where(a > 20, g, g * z / (z + 1))}
+
+
+def _softplus_beta(x, beta, threshold):
+    """softplus_kernel: (x * beta) > threshold ? x : log1p(exp(x * beta)) / beta, beta and
+    threshold in the tensor's dtype."""
+    dtype = np.result_type(x)
+    beta, threshold = np.asarray(beta, dtype=dtype), np.asarray(threshold, dtype=dtype)
+    scaled = x * beta
+    with np.errstate(over="ignore"):
+        return np.where(scaled > threshold, x, LIBM["log1p"](LIBM["exp"](scaled)) / beta)
+
+
+def _softplus_beta_vjps(g, r, a, beta, threshold):
+    # softplus_backward: z = exp(x * beta); (x * beta) > threshold ? grad : grad * z / (z + 1)
+    z = call("exp", a * beta)
+    return {0: where(a * beta > threshold, g, g * z / (z + 1))}
 
 
 def _sigmoid(x):
@@ -157,25 +224,40 @@ def _unary(name, forward, form, grad_fn, **extra) -> Op:
     return Op(name=name, arity=1, forward=forward, form=form, grad_fn=grad_fn, **extra)
 
 
+_ALPHA_SIGNATURE = (Param("input", ParamKind.TENSOR), Param("other", ParamKind.TENSOR),
+                    Param("alpha", ParamKind.NUMBER, default=1, keyword_only=True))
+
 _CORE: tuple[Op, ...] = (
     # operators: derivatives.yaml's formulas, so that plain arithmetic needs no SymPy at run time
     Op("add", 2, np.add, "AddBackward0", form=lambda sp, a, b: a + b, function=False, number_edges=True,
-       torch_vjps=lambda g, r, a, b: {0: g, 1: g}, method=True),
+       torch_vjps=lambda g, r, a, b: {0: g, 1: g}, method=True, integers=True),
     Op("sub", 2, np.subtract, _by_kinds("SubBackward0", "SubBackward0", "RsubBackward1"),
        form=lambda sp, a, b: a - b, function=False, torch_vjps=lambda g, r, a, b: {0: g, 1: -g},
-       number_edges=lambda kinds: kinds != (False, True), method=True, aliases=("subtract",)),
+       number_edges=lambda kinds: kinds != (False, True), method=True, aliases=("subtract",), integers=True),
+    # x.add(y, alpha=2), torch.sub(x, y, alpha=2): self + alpha * other with one rounding (torch's
+    # vec::fmadd), grads grad and grad * alpha; overloads of the methods add and sub, tried after
+    # them, so that `a + b` and x.add(y) stay the two-operand rows
+    # (numbers are torch's wrapped 0-d tensors: a None edge in their place, none for alpha)
+    Op("add_alpha", 3, _add_alpha, "AddBackward0", form=lambda sp, a, b, alpha: a + alpha * b, function=False,
+       tensor_args=True, nondifferentiable=(2,), torch_vjps=lambda g, r, a, b, alpha: {0: g, 1: g * alpha},
+       aliases=("add",), integers=True, signature=_ALPHA_SIGNATURE, layout_dependent=True),
+    Op("sub_alpha", 3, lambda a, b, alpha: _add_alpha(a, b, alpha, -1), "SubBackward0",
+       form=lambda sp, a, b, alpha: a - alpha * b, function=False, tensor_args=True, nondifferentiable=(2,),
+       torch_vjps=lambda g, r, a, b, alpha: {0: g, 1: -g * alpha}, aliases=("sub", "subtract"),
+       integers=True, signature=_ALPHA_SIGNATURE, layout_dependent=True),
     Op("mul", 2, np.multiply, "MulBackward0", form=lambda sp, a, b: a * b, function=False, number_edges=True,
-       torch_vjps=lambda g, r, a, b: {0: g * b, 1: g * a}, method=True, aliases=("multiply",)),
+       torch_vjps=lambda g, r, a, b: {0: g * b, 1: g * a}, method=True, aliases=("multiply",), integers=True),
     Op("div", 2, np.divide, _by_kinds("DivBackward0", "DivBackward0", "MulBackward0"),
        form=lambda sp, a, b: a / b, function=False, lower=_rdiv_lowering, number_edges=True,
        torch_vjps=lambda g, r, a, b: {0: g / b, 1: -g * ((a / b) / b)}, method=True, aliases=("divide", "true_divide")),
     Op("pow", 2, torch_pow, _by_kinds("PowBackward1", "PowBackward0", "PowBackward2"),
        form=lambda sp, a, b: a**b, torch_vjps=_pow_vjps),
     _unary("neg", np.negative, lambda sp, a: -a, "NegBackward0", function=False,
-           torch_vjps=lambda g, r, a: {0: -g}, method=True, aliases=("negative",)),
-    _unary("pos", lambda a: a, lambda sp, a: a, None, kind=Kind.IDENTITY, function=False, aliases=("positive",)),
+           torch_vjps=lambda g, r, a: {0: -g}, method=True, aliases=("negative",), integers=True),
+    _unary("pos", lambda a: a, lambda sp, a: a, None, kind=Kind.IDENTITY, function=False, aliases=("positive",),
+           integers=True),
     # elementwise functions
-    _unary("abs", np.abs, lambda sp, a: sp.Abs(a), "AbsBackward0", aliases=("absolute",)),
+    _unary("abs", np.abs, lambda sp, a: sp.Abs(a), "AbsBackward0", aliases=("absolute",), integers=True),
     _unary("sign", torch_sign, lambda sp, a: sp.sign(a), "SignBackward0",
            torch_vjps=lambda g, r, a: {0: 0}),
     _unary("sqrt", np.sqrt, lambda sp, a: sp.sqrt(a), "SqrtBackward0",
@@ -219,6 +301,13 @@ _CORE: tuple[Op, ...] = (
            "ReluBackward0", torch_vjps=lambda g, r, a: {0: where(r <= 0, 0, g)}),
     _unary("softplus", _softplus, lambda sp, a: sp.log(1 + sp.exp(a)), "SoftplusBackward0",
            torch_vjps=_softplus_vjps),
+    # softplus(x, beta, threshold): an overload of softplus(x), tried after it
+    Op("softplus_beta", 3, _softplus_beta, "SoftplusBackward0",
+       form=lambda sp, a, beta, threshold: sp.Piecewise((a, beta * a > threshold),
+                                                        (sp.log(1 + sp.exp(beta * a)) / beta, True)),
+       torch_vjps=_softplus_beta_vjps,
+       call_as="softplus", signature=(Param("input", ParamKind.TENSOR), Param("beta", ParamKind.NUMBER, default=1.0),
+                                      Param("threshold", ParamKind.NUMBER, default=20.0))),
     _unary("erf", erf, lambda sp, a: sp.erf(a), "ErfBackward0",
            torch_vjps=lambda g, r, a: {0: const("2/sqrt(pi)") * call("exp", -(a**2)) * g}),
     # activations (torch.nn.functional's), each torch's kernel and backward formula
@@ -236,11 +325,11 @@ _CORE: tuple[Op, ...] = (
        torch_vjps=_minimum_vjps, tensor_args=True, layout_dependent=True),
     Op("atan2", 2, LIBM["arctan2"], "Atan2Backward0", form=lambda sp, a, b: sp.atan2(a, b),
        torch_vjps=_atan2_vjps, tensor_args=True, aliases=("arctan2",)),
-    # Number bounds: ClampBackward1; a tensor bound makes both bounds tensors: ClampBackward0.
+    # Number bounds: ClampBackward1; tensor bounds: ClampBackward0. One bound: rows/nn.py's overloads.
     Op("clamp", 3, _clamp,
        lambda kinds: "ClampBackward0" if kinds[1] or kinds[2] else "ClampBackward1",
        form=lambda sp, x, lo, hi: sp.Min(sp.Max(x, lo), hi), torch_vjps=_clamp_vjps,
-       tensor_args=lambda kinds: kinds[1] or kinds[2], aliases=("clip",)),
+       tensor_args=_clamp_bounds, aliases=("clip",), integers=True),
     # graph
     _unary("detach", lambda a: a, None, None, kind=Kind.DETACH),
 )

@@ -189,20 +189,180 @@ def _by(shape) -> str:
     return "x".join(str(n) for n in shape)
 
 
-def matmul_lowering(kinds, shapes):
-    """torch.matmul's dispatch by rank: dot, mv, mm, or unsqueeze-mm-squeeze for vector @ matrix."""
-    ranks = tuple(len(s) for s in shapes)
-    if 0 in ranks:
-        raise ShapeError(f"both arguments to matmul need to be at least 1D, but they are {_dims(shapes)} tensors")
-    if ranks == (1, 1):
-        return ("dot", (0, 1))
-    if ranks == (2, 1):
-        return ("mv", (0, 1))
-    if ranks == (2, 2):
-        return ("mm", (0, 1))
-    if ranks == (1, 2):
-        return ("squeeze0", (("mm", (("unsqueeze0", (0,)), 1)),))
-    raise ShapeError(f"matmul of {_dims(shapes)} tensors: gradcalc supports 1-D and 2-D operands only")
+class _Operand:
+    """A tensor of matmul's dispatch, as torch's _matmul_impl sees it: the call that makes it
+    (an operand's index or a lowering call), its shape, strides and whether it requires grad."""
+
+    __slots__ = ("call", "shape", "strides", "requires_grad")
+
+    def __init__(self, call, shape, strides, requires_grad: bool):
+        self.call, self.shape, self.strides, self.requires_grad = call, tuple(shape), tuple(strides), requires_grad
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def then(self, row: str, params: dict, shape, strides, *others: _Operand) -> _Operand:
+        """The result of a row applied to this tensor (and others), laid out as given."""
+        calls = (self.call, *(o.call for o in others))
+        requires_grad = self.requires_grad or any(o.requires_grad for o in others)
+        return _Operand((row, calls, params) if params else (row, calls), shape, strides, requires_grad)
+
+    def product(self, row: str, other: _Operand, shape) -> _Operand:
+        """mm, mv, bmm, dot: a new contiguous tensor."""
+        from gradcalc.engine.rows.shapes import contiguous_strides
+
+        return self.then(row, {}, shape, contiguous_strides(shape), other)
+
+    def transpose(self, d0: int, d1: int, row: str = "transpose") -> _Operand:
+        shape, strides = list(self.shape), list(self.strides)
+        shape[d0], shape[d1] = shape[d1], shape[d0]
+        strides[d0], strides[d1] = strides[d1], strides[d0]
+        params = {"dim0": d0 - self.ndim, "dim1": d1 - self.ndim} if row == "transpose" else {}
+        return self.then(row, params, shape, strides)
+
+    def squeeze(self, dim: int, row: str = "squeeze") -> _Operand:
+        d = dim % self.ndim
+        if self.shape[d] != 1:
+            return self.then(row, {"dim": dim}, self.shape, self.strides)
+        shape, strides = self.shape[:d] + self.shape[d + 1:], self.strides[:d] + self.strides[d + 1:]
+        return self.then(row, {"dim": dim}, shape, strides)
+
+    def unsqueeze(self, dim: int) -> _Operand:
+        from gradcalc.engine.rows.shapes import unsqueeze_geometry
+
+        shape, strides = unsqueeze_geometry(self.shape, self.strides, dim)
+        return self.then("unsqueeze", {"dim": dim}, shape, strides)
+
+    def expand(self, sizes) -> _Operand:
+        from gradcalc.engine.rows.shapes import expand_geometry
+
+        shape, strides = expand_geometry("", self.shape, self.strides, sizes)
+        return self.then("expand", {"size": tuple(sizes)}, shape, strides)
+
+    def reshape(self, shape) -> _Operand:
+        """torch's reshape: a view, an alias, or a contiguous copy viewed (`shapes.reshape_call`)."""
+        from gradcalc.engine.rows import shapes as S
+
+        shape = tuple(shape)
+        row, _, params = S.reshape_call(self.call, self.shape, self.strides, shape)
+        if row == "_unsafe_view":
+            return self.contiguous().then("_unsafe_view", {"shape": shape}, shape, S.contiguous_strides(shape))
+        strides = S.compute_stride(self.shape, self.strides, shape)
+        return self.then(row, params, shape, strides)
+
+    def unsafe_view(self, shape) -> _Operand:
+        from gradcalc.engine.rows.shapes import compute_stride, contiguous_strides
+
+        strides = compute_stride(self.shape, self.strides, shape) or contiguous_strides(shape)
+        return self.then("_unsafe_view", {"shape": tuple(shape)}, shape, strides)
+
+    def contiguous(self) -> _Operand:
+        from gradcalc.engine.rows.shapes import contiguous_strides, is_contiguous
+
+        if is_contiguous(self.shape, self.strides):
+            return self
+        return self.then("_clone", {}, self.shape, contiguous_strides(self.shape))
+
+
+def matmul_lowering(kinds, shapes, values=None, requires_grad=None):
+    """torch.matmul as its _matmul_impl dispatches it by rank: dot, mv, mm, vector @ matrix as
+    unsqueeze, mm and squeeze_; a batch folded into one mm or mv where should_fold allows it;
+    else the batch dims broadcast, expanded and flattened into one bmm, its result viewed back.
+    What torch does depends on which operands require grad and on their strides, so the
+    lowering reads both (all operands require grad, contiguous, when they are not given)."""
+    from gradcalc.engine.rows.shapes import operand_strides
+
+    operands = [_Operand(i, shapes[i], operand_strides(shapes, values, i),
+                         True if requires_grad is None else bool(requires_grad[i])) for i in range(2)]
+    return _matmul(*operands).call
+
+
+matmul_lowering.wants_operands = True  # type: ignore[attr-defined]
+
+
+def _should_fold(t1: _Operand, t2: _Operand) -> bool:
+    """torch's should_fold: fold the larger tensor's batch into the rows of one matrix where
+    the smaller one requires grad, or where the fold is a view (no copy)."""
+    larger = t1 if t1.ndim >= t2.ndim else t2.transpose(t2.ndim - 2, t2.ndim - 1)
+    smaller = t2 if t1.ndim >= t2.ndim else t1
+    if not (larger.ndim >= 3 and smaller.ndim <= 2):
+        return False
+    if smaller.requires_grad:
+        return True
+    if t1.ndim == 2:
+        return False
+    if math.prod(larger.shape) == 0:
+        return True
+    return all(larger.strides[i] == larger.strides[i + 1] * larger.shape[i + 1] for i in range(larger.ndim - 2))
+
+
+def _matmul(t1: _Operand, t2: _Operand) -> _Operand:
+    d1, d2 = t1.ndim, t2.ndim
+    if d1 == 0 or d2 == 0:
+        raise ShapeError(f"both arguments to matmul need to be at least 1D, but they are {d1}D and {d2}D")
+    if d1 == 1 and d2 == 1:
+        return t1.product("dot", t2, ())
+    if d1 == 2 and d2 == 1:
+        return t1.product("mv", t2, t1.shape[:1])
+    if d1 == 1 and d2 == 2:
+        return t1.unsqueeze(0).product("mm", t2, (1, t2.shape[1])).squeeze(0, row="squeeze_")
+    if d1 == 2 and d2 == 2:
+        return t1.product("mm", t2, (t1.shape[0], t2.shape[1]))
+    if _should_fold(t1, t2):
+        transpose = d2 > d1
+        a = t2.transpose(d2 - 2, d2 - 1) if transpose else t1
+        b = t2 if not transpose else t1.transpose(0, 1, row="t") if d1 == 2 else t1
+        output_shape = a.shape[:-1]
+        folded = math.prod(output_shape)
+        if b.ndim == 2:
+            output_shape += (b.shape[1],)
+        a_folded = a.reshape((folded, a.shape[-1]))
+        if b.ndim == 2:
+            _mm_shapes(a_folded.shape, b.shape)
+            output = a_folded.product("mm", b, (folded, b.shape[1])).unsafe_view(output_shape)
+            return output.transpose(output.ndim - 2, output.ndim - 1).contiguous() if transpose else output
+        _mv_shapes(a_folded.shape, b.shape)
+        return a_folded.product("mv", b, (folded,)).unsafe_view(output_shape)
+    n = t1.shape[-2] if d1 > 1 else 1
+    m1 = t1.shape[-1]
+    batch1 = t1.shape[:max(d1 - 2, 0)]
+    m2 = t2.shape[-2] if d2 > 1 else t2.shape[0]
+    p = t2.shape[-1] if d2 > 1 else 1
+    batch2 = t2.shape[:max(d2 - 2, 0)]
+    if d1 == 3 and d2 == 3 and batch1[0] != batch2[0]:
+        if batch1[0] == 1 and t1.requires_grad:
+            return _matmul(t1.squeeze(0), t2)
+        if batch2[0] == 1 and t2.requires_grad:
+            return _matmul(t1, t2.squeeze(0))
+    batch = _broadcast_batch(batch1, batch2)
+    size = math.prod(batch)
+    t1_expanded = t1.expand(batch + (n, m1)).reshape((size, n, m1))
+    if d2 == 1:
+        t2_expanded = t2.expand(batch + (m2,)).reshape((size, m2)).unsqueeze(2)
+    else:
+        t2_expanded = t2.expand(batch + (m2, p)).reshape((size, m2, p))
+    output_shape = batch + ((n,) if d1 > 1 else ()) + ((p,) if d2 > 1 else ())
+    _bmm_shapes(t1_expanded.shape, t2_expanded.shape)
+    product = t1_expanded.product("bmm", t2_expanded, (size, n, t2_expanded.shape[2]))
+    if d2 == 1:
+        product = product.squeeze(-1)
+    return product.unsafe_view(output_shape)
+
+
+def _broadcast_batch(a, b) -> tuple[int, ...]:
+    """torch's infer_size of the batch dims, with its error."""
+    ndim = max(len(a), len(b))
+    out = []
+    for i in range(ndim):
+        offset = ndim - 1 - i
+        size_a = a[len(a) - 1 - offset] if offset < len(a) else 1
+        size_b = b[len(b) - 1 - offset] if offset < len(b) else 1
+        if size_a != size_b and size_a != 1 and size_b != 1:
+            raise ShapeError(f"The size of tensor a ({size_a}) must match the size of tensor b ({size_b}) "
+                             f"at non-singleton dimension {i}")
+        out.append(size_b if size_a == 1 else size_a)
+    return tuple(out)
 
 
 def mm_forward(a, b):
@@ -225,6 +385,23 @@ def mv_forward(m, v):
     return _from_zero(np.matmul(m, v))
 
 
+# bmm_out_or_baddbmm_: below this many multiply-adds a matrix, torch's own loop adds each
+# entry's products in order; above, a BLAS kernel.
+BMM_LOOP_LIMIT = 400
+
+
+def bmm_forward(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape[2] == 0:
+        return np.zeros((a.shape[0], a.shape[1], b.shape[2]), dtype=np.result_type(a, b))
+    if a.shape[2] * a.shape[1] * b.shape[2] < BMM_LOOP_LIMIT and a.dtype.kind != "O":
+        total = np.zeros((a.shape[0], a.shape[1], b.shape[2]), dtype=np.result_type(a, b))
+        for k in range(a.shape[2]):
+            total = total + a[:, :, k, None] * b[:, None, k, :]
+        return total
+    return _from_zero(np.matmul(a, b))
+
+
 def dot_check(shapes):
     a, b = shapes
     if len(a) != 1 or len(b) != 1:
@@ -238,6 +415,14 @@ def dot_check(shapes):
 
 def mv_check(shapes):
     m, v = shapes
+    if not m:
+        raise ShapeError("Dimension specified as 0 but tensor has no dimensions")
+    if len(m) != 2 or len(v) != 1:
+        raise ShapeError(f"vector + matrix @ vector expected, got 1, {len(m)}, {len(v)}")
+    _mv_shapes(m, v)
+
+
+def _mv_shapes(m, v):
     if m[1] != v[0]:
         raise ShapeError(f"size mismatch, got input ({m[0]}), mat ({_by(m)}), vec ({v[0]})",
                          hint=f"a ({_by(m)}) matrix times a vector needs a vector of length {m[1]}")
@@ -245,9 +430,32 @@ def mv_check(shapes):
 
 def mm_check(shapes):
     a, b = shapes
+    if len(a) != 2:
+        raise ShapeError("self must be a matrix")
+    if len(b) != 2:
+        raise ShapeError("mat2 must be a matrix")
+    _mm_shapes(a, b)
+
+
+def _mm_shapes(a, b):
     if a[1] != b[0]:
         raise ShapeError(f"mat1 and mat2 shapes cannot be multiplied ({_by(a)} and {_by(b)})",
                          hint=f"the left operand's columns ({a[1]}) must equal the right operand's rows ({b[0]})")
+
+
+def bmm_check(shapes):
+    a, b = shapes
+    if len(a) != 3:
+        raise ShapeError("batch1 must be a 3D tensor")
+    if len(b) != 3:
+        raise ShapeError("batch2 must be a 3D tensor")
+    _bmm_shapes(a, b)
+
+
+def _bmm_shapes(a, b):
+    if b[0] != a[0] or b[1] != a[2]:
+        raise ShapeError(f"Expected size for first two dimensions of batch2 tensor to be: [{a[0]}, {a[2]}] "
+                         f"but got: [{b[0]}, {b[1]}].")
 
 
 def dot_vjp(grad, args, result, nums):
@@ -263,6 +471,12 @@ def mv_vjp(grad, args, result, nums):
 def mm_vjp(grad, args, result, nums):
     a, b = args
     return (mm_forward(grad, b.T), mm_forward(a.T, grad))
+
+
+def bmm_vjp(grad, args, result, nums):
+    """bmm's backward: grad.bmm(mat2.transpose(1, 2)) and self.transpose(1, 2).bmm(grad)."""
+    a, b = args
+    return (bmm_forward(grad, np.swapaxes(b, 1, 2)), bmm_forward(np.swapaxes(a, 1, 2), grad))
 
 
 def reshape_vjp(grad, args, result, nums):

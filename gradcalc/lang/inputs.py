@@ -1,16 +1,15 @@
 """What the command line reads: program and values text within their size limits, and input
-values from `--NAME V`, `--var NAME=V` and `--values FILE`."""
+values from `--NAME V`, `--var NAME=V` and `--values FILE`. A value given as an expression
+(`--x 'linspace(-3, 3, 2000)'`) is a ValueExpression, which gradcalc.api evaluates."""
 
 from __future__ import annotations
 
 import re
 from typing import TextIO
 
-import numpy as np
-
 from gradcalc.errors import InputError
 from gradcalc.lang.parser import MAX_PROGRAM_CHARS
-from gradcalc.lang.values import load_values_file, value_argument
+from gradcalc.lang.values import InputValue, load_values_file, value_argument
 
 # Values text read from a file or stdin: past this size (some ten million numbers) the input
 # is refused before it is read further; larger inputs come as .npy or .npz, read in C.
@@ -61,16 +60,17 @@ def split_names(items: list[str]) -> list[str]:
 
 
 def input_values(options: list[str], var: list[str], values_file: str | None,
-                 stdin: TextIO) -> dict[str, np.ndarray]:
+                 stdin: TextIO) -> dict[str, InputValue]:
     """Input values from --values FILE, then --var NAME=V, then --NAME V (`options`, the
-    arguments the command line did not know); later wins."""
+    arguments the command line did not know); later wins. Each is an array, or (--NAME and
+    --var only) a ValueExpression for gradcalc.api to evaluate."""
     texts = _name_options(options)
     for item in var:
         name, sep, text = item.partition("=")
         if not sep or not re.fullmatch(_NAME, name.strip()):
             raise InputError(f"--var {item!r}: expected NAME=VALUE")
         texts.setdefault(name.strip(), text)
-    result = {}
+    result: dict[str, InputValue] = {}
     if values_file is not None:
         result.update(load_values_file(values_file, lambda path: read_stream(stdin, "stdin", MAX_VALUES_TEXT)
                                        if path == "-" else read_file(path, "values file")))

@@ -1,10 +1,12 @@
-"""Input values from the command line (`2,1`, `[[1,2],[3,4]]`, `nan`) and JSON files."""
+"""Input values from the command line (`2,1`, `[[1,2],[3,4]]`, `nan`, or an expression of the
+program language such as `linspace(-3, 3, 2000)`) and JSON files."""
 
 from __future__ import annotations
 
 import json
 import math
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -109,7 +111,9 @@ def _shape(nested: Any, what: str) -> tuple[int, ...]:
         raise InputError(f"{what}: ragged nested list at depth {len(shape) + 1}")
     for x in level:
         if isinstance(x, bool) or not isinstance(x, (int, float)):
-            raise InputError(f"{what}: {json.dumps(x)} is not a number")
+            hint = ("a value expression such as eye(3) is read from --NAME and --var options only; "
+                    "here values are numbers") if isinstance(x, str) and is_expression(x) else None
+            raise InputError(f"{what}: {json.dumps(x)} is not a number", hint=hint)
     return tuple(shape)
 
 
@@ -136,11 +140,63 @@ def _specials(value: Any) -> Any:
     return value
 
 
-def value_argument(text: str, what: str) -> np.ndarray:
-    """A value as the command line gives it: `2,1`, or `@FILE.npy` for a large array."""
+# An input's value: an array, or a ValueExpression still to be evaluated (NumPy evaluates one
+# through its __array__, so that any consumer of values may take it as an array).
+InputValue = Any
+
+
+def value_argument(text: str, what: str) -> InputValue:
+    """A value as the command line gives it: `2,1`, `@FILE.npy` for a large array, or an
+    expression of the program language (`eye(3)`, `arange(6).reshape(2, 3)`: it starts with
+    a letter), which the engine evaluates (a ValueExpression, see gradcalc.api)."""
     if text.startswith("@"):
         return load_npy(text[1:], what)
+    if is_expression(text):
+        return ValueExpression(text, what)
     return parse_value(text, what)
+
+
+_NUMBER_WORD = re.compile(r"\s*[+-]?(?:nan|infinity|inf)\b", re.IGNORECASE)
+
+
+def is_expression(text: str) -> bool:
+    """A value that starts with a letter (or `_`) and is not nan or inf: `linspace(0, 1, 5)`."""
+    stripped = text.lstrip()
+    return bool(stripped) and (stripped[0].isalpha() or stripped[0] == "_") and not _NUMBER_WORD.match(text)
+
+
+@dataclass(frozen=True)
+class ValueExpression:
+    """A value written as an expression of the program language: constructors and shape and
+    arithmetic operations over numbers (`linspace(-3, 3, 2000)`, `tensor([0, 2, 1])`), never
+    names. The language layer only marks it: gradcalc.api evaluates it with the engine, in the
+    evaluation's dtype, before the graph is built (never Python's eval). `what` names it in
+    errors (`--X`)."""
+
+    text: str
+    what: str
+
+
+class ValueExpressionError(InputError):
+    """An error in a value expression, shown under the value itself: `--X: message`, the
+    value, and a caret under the column (1-based) where it is."""
+
+    def __init__(self, what: str, text: str, col: int, message: str, hint: str | None = None):
+        super().__init__(message, hint)
+        self.what, self.text, self.value_col = what, text, col
+
+    def render(self) -> str:
+        text, col = self.text, max(1, self.value_col)
+        before, after = text[: col - 1], text[col - 1:]
+        if len(before) > _SHOWN_CONTEXT:
+            before = "…" + before[-_SHOWN_CONTEXT:]
+        if len(after) > _SHOWN_CONTEXT:
+            after = after[:_SHOWN_CONTEXT] + "…"
+        out = f"{self.what}: {self.message}\n  {before}{after}\n  {' ' * len(before)}^"
+        return out if self.hint is None else f"{out}\nhint: {self.hint}"
+
+
+_SHOWN_CONTEXT = 60  # characters of a long value shown on each side of the caret
 
 
 def load_npy(path: str, what: str) -> np.ndarray:

@@ -157,10 +157,13 @@ def dtype_name(dtype) -> str:
 
 def json_array(value) -> Any:
     """Nested lists of numbers (a number for a 0-d array); nan and infinities as the strings
-    "nan", "inf", "-inf"; float32 by its shortest digits (NumPy's), read as a double."""
+    "nan", "inf", "-inf"; float32 by its shortest digits (NumPy's), read as a double; an
+    integer tensor's integers and a bool tensor's booleans as JSON writes them."""
     array = np.asarray(value)
     if array.dtype == object:  # `--exact`: SymPy's text of each number, "1/3"
         return np.frompyfunc(str, 1, 1)(array).tolist() if array.ndim else str(array.item())
+    if array.dtype.kind in "iub":  # an int64 tensor's integers (exact), a bool tensor's true/false
+        return array.tolist()
     finite = np.isfinite(array)
     if finite.all():
         return _numbers(array)

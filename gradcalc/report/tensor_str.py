@@ -1,4 +1,5 @@
-"""PyTorch's tensor text (``repr(t)``) for float32/float64 NumPy arrays, without torch.
+"""PyTorch's tensor text (``repr(t)``) for float32/float64, int64 and bool NumPy arrays,
+without torch.
 
 Follows the rules of ``torch/_tensor_str.py`` under torch's default print options.
 """
@@ -24,7 +25,12 @@ class PrintOptions:
 PRINT_OPTIONS = PrintOptions()
 
 _PREFIX = "tensor("
-_DTYPE_SUFFIXES = {np.dtype(np.float32): None, np.dtype(np.float64): "dtype=torch.float64"}
+# The suffix of a tensor with elements: none for torch's default dtypes (float32, int64, bool).
+_DTYPE_SUFFIXES = {np.dtype(np.float32): None, np.dtype(np.float64): "dtype=torch.float64",
+                   np.dtype(np.int64): None, np.dtype(np.bool_): None}
+# An empty tensor names every dtype but the default float one: no element shows which it is.
+_EMPTY_SUFFIXES = {np.dtype(np.float32): None, np.dtype(np.float64): "dtype=torch.float64",
+                   np.dtype(np.int64): "dtype=torch.int64", np.dtype(np.bool_): "dtype=torch.bool"}
 
 
 class _Formatter:
@@ -59,6 +65,18 @@ class _Formatter:
         return self._text(value).rjust(self.width)
 
 
+class _PlainFormatter:
+    """An integer or bool tensor's formatter: each value as Python writes it (`-3`, `True`),
+    right-aligned to the widest of the values shown (at least 1)."""
+
+    def __init__(self, values: np.ndarray):
+        texts = [str(v) for v in values.reshape(-1).tolist()]
+        self.width = max([1, *map(len, texts)])
+
+    def format(self, value) -> str:
+        return str(value).rjust(self.width)
+
+
 def _summarise(arr: np.ndarray, opts: PrintOptions) -> tuple[np.ndarray, tuple[bool, ...]]:
     """The values torch shows, and which axes lose their middle to an ellipsis."""
     if arr.size <= opts.threshold:
@@ -70,7 +88,7 @@ def _summarise(arr: np.ndarray, opts: PrintOptions) -> tuple[np.ndarray, tuple[b
 
 
 def _vector_str(
-    vec: np.ndarray, cut: bool, indent: int, fmt: _Formatter, opts: PrintOptions
+    vec: np.ndarray, cut: bool, indent: int, fmt: _Formatter | _PlainFormatter, opts: PrintOptions
 ) -> str:
     items = [fmt.format(v) for v in vec.tolist()]
     if cut:
@@ -81,7 +99,7 @@ def _vector_str(
 
 
 def _nested_str(
-    arr: np.ndarray, cut: tuple[bool, ...], indent: int, fmt: _Formatter, opts: PrintOptions
+    arr: np.ndarray, cut: tuple[bool, ...], indent: int, fmt: _Formatter | _PlainFormatter, opts: PrintOptions
 ) -> str:
     if arr.ndim == 0:
         return fmt.format(arr.item())
@@ -119,7 +137,7 @@ def tensor_repr(
     if arr.dtype == object:  # `eval --exact`: SymPy numbers
         return exact_repr(arr)
     if arr.dtype not in _DTYPE_SUFFIXES:
-        raise TypeError(f"tensor_repr expects float32 or float64 values, got {arr.dtype}")
+        raise TypeError(f"tensor_repr expects float32, float64, int64 or bool values, got {arr.dtype}")
     opts = PRINT_OPTIONS
     indent = len(_PREFIX)
     suffixes = []
@@ -127,10 +145,13 @@ def tensor_repr(
         body = "[]"
         if arr.ndim != 1:
             suffixes.append(f"size={tuple(arr.shape)}")
+        dtype_suffix = _EMPTY_SUFFIXES[arr.dtype]
     else:
         shown, cut = _summarise(arr, opts)
-        body = _nested_str(shown, cut, indent, _Formatter(shown, opts.precision), opts)
-    dtype_suffix = _DTYPE_SUFFIXES[arr.dtype]
+        plain = arr.dtype.kind in "ib"
+        fmt = _PlainFormatter(shown) if plain else _Formatter(shown, opts.precision)
+        body = _nested_str(shown, cut, indent, fmt, opts)
+        dtype_suffix = _DTYPE_SUFFIXES[arr.dtype]
     if dtype_suffix:
         suffixes.append(dtype_suffix)
     if grad_fn is not None:

@@ -1,4 +1,4 @@
-"""Linear algebra: matmul as torch.matmul dispatches it by rank, dot, mv, mm, ..."""
+"""Linear algebra: matmul as torch.matmul dispatches it by rank, dot, mv, mm, bmm."""
 
 from __future__ import annotations
 
@@ -6,28 +6,25 @@ import numpy as np
 
 from gradcalc.engine import rules
 from gradcalc.engine.row import Kind, Op, SecondOrder
+from gradcalc.lang.syntax import Param, ParamKind
+
+INPUT = Param("input", ParamKind.TENSOR)
 
 
-def _linalg(name, forward, grad_fn, vjp, check, **extra) -> Op:
+def _linalg(name, forward, grad_fn, vjp, check, other: str, **extra) -> Op:
     return Op(name=name, arity=2, forward=forward, grad_fn=grad_fn, kind=Kind.LINALG, vjp=vjp,
               display_partials=rules.other_factor_display, check=check, tensor_args=True,
-              second_order=SecondOrder.MULTILINEAR, **extra)
-
-
-
-def _unary(name, forward, form, grad_fn, **extra) -> Op:
-    return Op(name=name, arity=1, forward=forward, form=form, grad_fn=grad_fn, **extra)
+              second_order=SecondOrder.MULTILINEAR, signature=(INPUT, Param(other, ParamKind.TENSOR)),
+              integers=True, **extra)
 
 
 ROWS: tuple[Op, ...] = (
-    # linear algebra: `@` and matmul dispatch by rank to the rows below it, as torch.matmul does
-    Op("matmul", 2, np.matmul, None, kind=Kind.LINALG, tensor_args=True, lower=rules.matmul_lowering),
-    _linalg("dot", rules.dot_forward, "DotBackward0", rules.dot_vjp, rules.dot_check),
-    _linalg("mv", rules.mv_forward, "MvBackward0", rules.mv_vjp, rules.mv_check, function=False, internal=True),
-    _linalg("mm", rules.mm_forward, "MmBackward0", rules.mm_vjp, rules.mm_check, function=False, internal=True),
-    _unary("unsqueeze0", lambda a: a[np.newaxis], None, "UnsqueezeBackward0", kind=Kind.LINALG,
-           vjp=rules.reshape_vjp, display_partials=rules.one_display, second_order=SecondOrder.MULTILINEAR,
-           display_value=rules.identity_value, function=False, internal=True),
-    _unary("squeeze0", lambda a: a[0], None, "SqueezeBackward4", kind=Kind.LINALG,
-           vjp=rules.reshape_vjp, display_partials=rules.one_display, second_order=SecondOrder.MULTILINEAR,
-           display_value=rules.identity_value, function=False, internal=True),)
+    # `@` and matmul: torch's _matmul_impl, lowered into the rows below and torch's views
+    # (unsqueeze, squeeze_, expand, view, _reshape_alias, _unsafe_view, transpose, t, _clone)
+    Op("matmul", 2, np.matmul, None, kind=Kind.LINALG, tensor_args=True, lower=rules.matmul_lowering,
+       signature=(INPUT, Param("other", ParamKind.TENSOR)), integers=True),
+    _linalg("dot", rules.dot_forward, "DotBackward0", rules.dot_vjp, rules.dot_check, "tensor"),
+    _linalg("mv", rules.mv_forward, "MvBackward0", rules.mv_vjp, rules.mv_check, "vec"),
+    _linalg("mm", rules.mm_forward, "MmBackward0", rules.mm_vjp, rules.mm_check, "mat2"),
+    _linalg("bmm", rules.bmm_forward, "BmmBackward0", rules.bmm_vjp, rules.bmm_check, "mat2"),
+)

@@ -167,7 +167,9 @@ def gradcheck(program, values: dict, *, outputs, seeds, no_grad, retain=()) -> l
     """Analytical grads (float64) against central differences of sum(seed * output)."""
     from gradcalc.api import evaluate, output_node
 
-    values64 = {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
+    # float inputs in float64; integer ones (class targets, arange) stay integers, as in torch
+    values64 = {k: np.asarray(v) if np.asarray(v).dtype.kind in "iub" else np.asarray(v, dtype=np.float64)
+                for k, v in values.items()}
     ev = evaluate(program, values64, outputs=outputs, seeds=seeds, no_grad=no_grad, retain=retain,
                   dtype="float64")
     seeds64 = [np.ones_like(output_node(ev.graph, o).value) if s is None else np.asarray(s, np.float64)

@@ -10,6 +10,7 @@ import numpy as np
 
 from gradcalc.api import Evaluation, output_node
 from gradcalc.engine.graph import Const, Node
+from gradcalc.engine.ops import Kind
 from gradcalc.symbolic.partials import text
 
 
@@ -58,8 +59,14 @@ def none_reason(evaluation: Evaluation, name: str, binding) -> str | None:
         if binding.detached_from is not None:
             return (f"'{name}' was detached at line {binding.line}: detach() makes a new leaf that "
                     "does not require grad, and backward stops there")
+        if binding.value.dtype.kind in "iub":
+            return (f"'{name}' is an integer tensor ({binding.value.dtype}): only floating point tensors "
+                    "require grad")
         if binding.op is None:
             return f"'{name}' is an input that does not require grad (--no-grad {name})"
+        if binding.op.kind is Kind.CONSTANT:
+            return (f"'{name}' is made by {binding.op.call_as or binding.op.name}() at line {binding.line}, a new "
+                    "leaf that requires no grad (pass requires_grad=True for one that does)")
         return (f"'{name}' is computed only from tensors that do not require grad "
                 "(detached or --no-grad), so no gradient flows through it")
     if not binding.is_leaf and not binding.retains_grad:

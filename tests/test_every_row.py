@@ -648,7 +648,7 @@ def test_diff_shows_a_partial_for_each_input(p: Program):
 # ---------------------------------------------------------------------------------------
 # graph
 
-GRAD_FN = re.compile(r"\b([A-Z][A-Za-z0-9]*Backward[0-9]+|AccumulateGrad)\b")
+GRAD_FN = re.compile(r"\b([A-Z][A-Za-z0-9]*Backward[0-9]+(?:_copy)?|AccumulateGrad)\b")
 LEAF = re.compile(r"([A-Za-z_]\w*(?:, [A-Za-z_]\w*)*): AccumulateGrad")
 
 

@@ -243,7 +243,12 @@ class _Builder:
             args = tuple(a if isinstance(a, Node) else self._tensor(a) for a in args)
             kinds = (True,) * len(args)
         if op.lower is not None:
-            lowered = op.lower(kinds, tuple(a.shape if isinstance(a, Node) else None for a in args), **params)
+            context = {}
+            if getattr(op.lower, "wants_operands", False):  # a layout-dependent dispatch (reshape, matmul)
+                context = {"values": tuple(a.value if isinstance(a, Node) else None for a in args),
+                           "requires_grad": tuple(isinstance(a, Node) and a.requires_grad for a in args)}
+            lowered = op.lower(kinds, tuple(a.shape if isinstance(a, Node) else None for a in args), **context,
+                               **params)
             if lowered is not None:
                 return self._apply_lowered(lowered, args, expr)
         if op.kind is Kind.IDENTITY:

@@ -20,7 +20,7 @@ def test_every_callable_name_and_method_is_listed():
         for signature in signatures:
             assert str(signature) in text, str(signature)
     for name in VOCABULARY.methods:
-        assert f"x.{name}(...)" in text, name
+        assert f"x.{name}(" in text, name
     for name in VOCABULARY.attributes:
         assert f"x.{name}" in text, name
 

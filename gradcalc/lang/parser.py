@@ -63,6 +63,8 @@ _COMPARISON_PREC = 0  # comparisons do not chain here: `a < b < c` is an error
 _UNARY = {"-": "neg", "+": "pos"}
 _UNARY_PREC = 3  # unary operators are the only ones at this level
 _POW_PREC = 4  # the only right-associative level
+# The op a subscript `x[...]` calls, its items in the static argument `index`.
+SUBSCRIPT_OP = "index"
 # For the hint on `add(x, y)` and `gradcalc functions`: the symbol of each operator's op
 # (`**` rather than `^`).
 SYMBOL_OF = _SYMBOL_OF = {op: symbol for symbol, op in _UNARY.items()} | {
@@ -912,7 +914,7 @@ class _Parser:
         self.open_parens.pop()
         self._advance()
         self._count_operation(bracket)
-        return Call("index", (receiver,), Pos(bracket[2], bracket[3]), (("index", tuple(items)),))
+        return Call(SUBSCRIPT_OP, (receiver,), Pos(bracket[2], bracket[3]), (("index", tuple(items)),))
 
     def _index_item(self, depth: int) -> Static:
         parts: list[int | None] = []

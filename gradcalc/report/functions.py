@@ -7,7 +7,7 @@ import itertools
 from dataclasses import dataclass
 
 from gradcalc.engine.ops import OPS, SECTIONS, VOCABULARY, Kind, Op
-from gradcalc.lang.parser import SYMBOL_OF
+from gradcalc.lang.parser import SUBSCRIPT_OP, SYMBOL_OF
 from gradcalc.lang.syntax import Signature
 
 
@@ -28,21 +28,23 @@ def entries() -> list[Entry]:
     for sigs in VOCABULARY.functions.values():
         for sig in sigs:
             by_row.setdefault(sig.op, []).append(sig)
-    methods: dict[str, list[str]] = {}
-    for name, sigs in VOCABULARY.methods.items():
+    methods: dict[str, list[Signature]] = {}
+    for sigs in VOCABULARY.methods.values():
         for sig in sigs:
-            methods.setdefault(sig.op, []).append(name)
+            methods.setdefault(sig.op, []).append(sig)
     attributes = {row: name for name, row in VOCABULARY.attributes.items()}
     out: list[Entry] = []
     for section, rows in SECTIONS:
         for row in rows:
             grad_fns = _grad_fns(row)
-            also = tuple(f"x.{name}(...)" if name == row.name else f"x.{name}(...), torch.{name}(...)"
-                         for name in methods.get(row.name, ()))
+            also = tuple(_method_text(sig) if sig.name == row.name
+                         else f"{_method_text(sig)}, torch.{sig.name}(...)" for sig in methods.get(row.name, ()))
             spellings = [str(sig) for sig in by_row.get(row.name, ())]
             if row.name in SYMBOL_OF:
                 symbol = SYMBOL_OF[row.name]
                 spellings.insert(0, f"{symbol}x" if row.arity == 1 else f"x {symbol} y")
+            if row.name == SUBSCRIPT_OP:
+                spellings.append("x[i], x[i, j], x[a:b:step], x[:, j], x[None]")
             if row.name in attributes:
                 spellings.append(f"x.{attributes[row.name]}")
             if not spellings and also:
@@ -50,6 +52,12 @@ def entries() -> list[Entry]:
             for spelling in spellings:
                 out.append(Entry(spelling, also, grad_fns, section))
     return out
+
+
+def _method_text(sig: Signature) -> str:
+    """`x.view(*size)`: the signature with its first parameter as the receiver."""
+    inner = str(sig)[len(sig.name) + 1:-1].split(", ", 1)
+    return f"x.{sig.name}({inner[1] if len(inner) > 1 else ''})"
 
 
 def _grad_fns(row: Op) -> tuple[str, ...]:

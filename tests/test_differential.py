@@ -399,6 +399,8 @@ class GenOp:
     # and its static arguments as written after the operands (", dim=-1").
     written: str = ""
     statics: str = ""
+    # Operands written as keywords, by position (None: by position): clamp(x, max=y).
+    keywords: tuple[str | None, ...] = ()
     # Drawn by the random program generator (rows whose result shape depends on static
     # arguments, and constructors, are tested by the grids and their own files instead).
     random: bool = True
@@ -530,6 +532,7 @@ GEN_OPS: dict[str, GenOp] = {
     "selu": _fn(edges=(0.0, -0.0, -90.0, 1e-8, -1e-8)),
     "celu": _fn(2, args=("tensor", "number"), edges=(0.0, -0.0, -90.0)),
     "gelu": _fn(edges=(-3.0, -6.0, 0.0, -0.0)),
+    "gelu_tanh": GenOp(1, "elementwise", (("call",),), written="gelu", statics=", approximate='tanh'", random=False),
     "hardtanh": _fn(3, args=("tensor", "number", "number"), edges=(0.0, -0.0)),
     "relu6": _fn(edges=(0.0, -0.0, 6.0)),
     "hardswish": _fn(edges=(-3.0, 3.0, 0.0, -0.0)),
@@ -543,6 +546,14 @@ GEN_OPS: dict[str, GenOp] = {
     # overloads and rows with static arguments, as the grids write them
     "softplus_beta": GenOp(3, "elementwise", (("call",),), ("tensor", "number", "number"), (20.0, 21.0, -90.0),
                            written="softplus"),
+    "clamp_upper": GenOp(2, "elementwise", (("call",),), ("tensor", "any"), (0.0, -0.0), written="clamp",
+                         keywords=(None, "max"), random=False),
+    "add_alpha": GenOp(3, "elementwise", (("call",),), ("tensor", "any", "number"), written="torch.add",
+                       keywords=(None, None, "alpha"), random=False),
+    "sub_alpha": GenOp(3, "elementwise", (("call",),), ("tensor", "any", "number"), written="torch.sub",
+                       keywords=(None, None, "alpha"), random=False),
+    "normalize": GenOp(2, "linalg", (("call",),), ("tensor", "number"), written="normalize",
+                       keywords=(None, "eps"), statics=", dim=0).sum(", random=False),
     "clamp_lower": GenOp(2, "elementwise", (("call",),), ("tensor", "any"), (0.0, -0.0), written="clamp"),
     "softmax": GenOp(1, "linalg", (("call",), ("method",)), ("tensor",), statics=", -1", random=False),
     "log_softmax": GenOp(1, "linalg", (("call",), ("method",)), ("tensor",), statics=", 0", random=False),
@@ -597,8 +608,8 @@ def _op_grid_case(name: str, dtype: str) -> Case:
     edges = _edge_values(name)
     if gen.kind in ("reduction", "linalg"):
         values = {"x": [1.0, 2.0, -3.0, 0.5], "y": [0.5, -1.0, 2.0, 3.0]}
-        args = ["x", "y"][: gen.arity]
-        return Case(f"b = {_spell(name, gen, args)}", {k: values[k] for k in args}, dtype=dtype)
+        args = ["0.5" if kind == "number" else ["x", "y"][i] for i, kind in enumerate(gen.arg_kinds())]
+        return Case(f"b = {_spell(name, gen, args)}", {k: values[k] for k in args if k in values}, dtype=dtype)
     names = ["x", "y", "z"][: gen.arity]
     tensor_positions = [i for i, k in enumerate(gen.arg_kinds()) if k != "number"]
     grid = np.array(np.meshgrid(*[edges] * len(tensor_positions), indexing="ij")).reshape(
@@ -620,7 +631,8 @@ def _spell(name: str, gen: GenOp, args: list[str]) -> str:
         return f"{args[0]} {spelling[1]} {args[1]}"
     if spelling[0] == "prefix":
         return f"{spelling[1]}{args[0]}"
-    return f"{gen.written or name}({', '.join(args)}{gen.statics})"
+    written = [f"{k}={a}" if k else a for a, k in zip(args, gen.keywords or [None] * len(args))]
+    return f"{gen.written or name}({', '.join(written)}{gen.statics})"
 
 
 NUMBER_OPERANDS = ("0", "0.5", "2", "3", "1.5", "-1", "-0.5", "-2", "1e-25", "1e20")
@@ -848,7 +860,8 @@ def test_hand_case_matches_torch(case):
     assert render_torch(outcome.evaluation) == outcome.torch.stdout
 
 
-UNARY_ELEMENTWISE = sorted(n for n, row in OPS.items() if row.kind is Kind.ELEMENTWISE and row.arity == 1)
+UNARY_ELEMENTWISE = sorted(n for n, row in OPS.items() if row.kind is Kind.ELEMENTWISE and row.arity == 1
+                           and n in GEN_OPS)
 
 
 # How far a unary op's last bits may be from torch's on any CPU torch runs on (see the test).
@@ -871,12 +884,26 @@ def _mish_terms(r, x):
     return np.maximum(np.abs(t), np.abs(2 * x * _sigmoid64(x) * t * t))
 
 
+# Values that are a difference of terms which cancel (x - tanh(x) near 0; x * (1 + erf(x/sqrt 2))
+# / 2 near x = -3, where 1 + erf cancels): within CANCELLING_ULPS ulps of those terms.
+VALUE_CANCELLING_TERMS = {
+    "tanhshrink": lambda r, x: np.abs(x),
+    "gelu": lambda r, x: np.abs(x),
+    "gelu_tanh": lambda r, x: np.abs(x),
+}
+# float32 gelu of more than one element is oneDNN's in torch, whose erf is an approximation
+# (up to 1.3e-4 relative near x = -3; README, known differences): tests/test_nn.py bounds it.
+NOT_SWEPT = {("gelu", "float32"): "torch's float32 gelu is oneDNN's approximate erf: tests/test_nn.py bounds it"}
+
 CANCELLING_TERMS = {
     "tanh": lambda r, x: np.ones_like(r),              # 1 - r*r
     "sigmoid": lambda r, x: np.abs(r),                 # (1 - r) * r
     "expm1": lambda r, x: np.maximum(np.abs(r), 1.0),  # r + 1
     "silu": lambda r, x: _sigmoid64(x) * np.maximum(1.0, np.abs(x * (1 - _sigmoid64(x)))),  # s * (1 + x*(1 - s))
     "mish": _mish_terms,                               # t + x * s * (1 - t*t)
+    "tanhshrink": lambda r, x: np.maximum(np.abs(np.tanh(np.asarray(x, dtype=np.float64))) ** 2, 1.0),  # 1 - (1 - t*t)
+    "gelu": lambda r, x: np.maximum(1.0, np.abs(x)),   # (1 + erf) / 2 + x * pdf
+    "gelu_tanh": lambda r, x: np.maximum(1.0, np.abs(x) ** 3),
 }
 
 
@@ -900,6 +927,8 @@ def test_unary_op_is_within_a_few_ulps_of_torch(name, dtype, record_exact_share)
     depends on the CPU, so their share is reported, not asserted: see the "bit-identical to
     torch" section of the terminal summary.
     """
+    if (name, dtype) in NOT_SWEPT:
+        pytest.skip(NOT_SWEPT[name, dtype])
     sweep = np.round(np.arange(-12, 12, 0.01), 2) + 0.0   # + 0.0: no -0. (see "relu of -0")
     case = Case(f"b = {_spell(name, GEN_OPS[name], ['x'])}",
                 {"x": sweep}, seeds=(np.ones_like(sweep),), retain=("b",), dtype=dtype)
@@ -913,6 +942,11 @@ def test_unary_op_is_within_a_few_ulps_of_torch(name, dtype, record_exact_share)
     record_exact_share(name, dtype, value_ulps == 0, grad_ulps == 0)
 
     far = value_ulps > VALUE_ULPS_OF.get(name, VALUE_ULPS)
+    if name in VALUE_CANCELLING_TERMS:
+        terms = np.abs(VALUE_CANCELLING_TERMS[name](want_value, sweep)).astype(want_value.dtype)
+        with np.errstate(invalid="ignore"):
+            far &= ~(np.abs(value.astype(np.float64) - want_value.astype(np.float64))
+                     <= CANCELLING_ULPS * np.spacing(terms).astype(np.float64))
     assert not far.any(), (f"{name} at x = {sweep[far][:5]}: {value[far][:5]} != torch {want_value[far][:5]} "
                            f"({value_ulps[far][:5]} ulps)")
     far = grad_ulps > GRAD_ULPS

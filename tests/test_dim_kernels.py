@@ -252,9 +252,9 @@ def test_softmaxs_sum_adds_in_torchs_lanes(dtype):
         grad = data((50, n), dtype, n)
         grad[:, 0] = 0
         back = torch.ops.aten._log_softmax_backward_data(t(grad), t(np.zeros_like(grad)), 1, t(grad).dtype).numpy()
-        lanes = dk._softmax_lanes(np.dtype(dtype))
+        lanes = dk.softmax_lanes(np.dtype(dtype))
         tree = dtype == np.float32 and dk.cpu_capability() != "default"
-        check_exact(f"reduce_all of {n}", dk._reduce_all_lanes(grad, dk._add, lanes, tree), 0 - back[:, 0])
+        check_exact(f"reduce_all of {n}", dk.reduce_all_lanes(grad, dk._add, lanes, tree), 0 - back[:, 0])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -291,10 +291,10 @@ def internal(row: Op) -> bool:
 
 
 def programs_for(row: Op) -> list[Program]:
-    if internal(row):
-        return []                    # reached through the rows that lower to it
-    if row.name in SPECIAL:
+    if row.name in SPECIAL:          # (an internal row's own programs: a part of a tuple result)
         specs = SPECIAL[row.name]
+    elif internal(row):
+        return []                    # reached through the rows that lower to it
     elif row.name in OPERATORS:
         specs = [(expr, {k: v for k, v in {"x": X, "y": Y}.items() if re.search(rf"\b{k}\b", expr)})
                  for expr in OPERATORS[row.name]]

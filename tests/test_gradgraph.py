@@ -88,6 +88,8 @@ def torch_triples(source, output=None, no_grad=(), names=True) -> tuple[Counter,
         return (type(fn).__name__, tuple(sorted(bound.get(key, []))) if names else ())
 
     out = result[output or result.names[-1]].tensor
+    if out.grad_fn is None:  # the output is a leaf itself (flatten of a 1-D x returns x): its AccumulateGrad
+        return Counter(), 1
     seen, stack, triples = {id(out.grad_fn)}, [out.grad_fn], Counter()
     while stack:
         fn = stack.pop()

@@ -19,7 +19,7 @@ from gradcalc.analysis.hessian import hessian
 from gradcalc.api import evaluate, output_node, parse
 from gradcalc.cli import app
 from gradcalc.engine.grad_fns import grad_graph
-from gradcalc.errors import GradcalcError
+from gradcalc.errors import GradcalcError, TorchError
 
 F = torch.nn.functional
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -126,12 +126,8 @@ def check_against_torch(graph, tensors: dict, out: torch.Tensor, *, grad_scale=N
 
 def check_structure(graph, name: str, out: torch.Tensor) -> None:
     """The grad_fn graph, next_functions for next_functions. torch lists no edge at all for
-    nll_loss's target (derivatives.yaml: non_differentiable); the op table cannot say so yet,
-    and shows it as a None edge: that one difference is an expected failure, reported."""
+    nll_loss's target (derivatives.yaml: non_differentiable): nor does gradcalc."""
     got, want = gradcalc_structure(graph, name), torch_structure(out.grad_fn)
-    if got != want and _without_target_edges(got) == want:
-        pytest.xfail("the grad_fn graph shows nll_loss's class target as a None edge; torch lists none "
-                     "(needs an op-table field for non-differentiable operands)")
     assert got == want
 
 
@@ -294,12 +290,23 @@ def test_ignore_index(loss, dtype):
 @pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss"])
 def test_one_sample_without_a_batch_dim(loss, dtype):
     fn = getattr(F, loss)
-    for classes in (np.array(2), np.array([1])):
-        for reduction in REDUCTIONS:
-            graph, tensors, out = run_both(f"b = {loss}(x, y, reduction='{reduction}')",
-                                           lambda x, y, r=reduction: fn(x, y, reduction=r),
-                                           {"x": LOGITS[0], "y": classes}, dtype)
-            check_against_torch(graph, tensors, out)
+    for reduction in REDUCTIONS:
+        graph, tensors, out = run_both(f"b = {loss}(x, y, reduction='{reduction}')",
+                                       lambda x, y, r=reduction: fn(x, y, reduction=r),
+                                       {"x": LOGITS[0], "y": np.array(2)}, dtype)
+        check_against_torch(graph, tensors, out)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss"])
+def test_a_one_element_target_of_one_sample_fails_in_backward_as_in_torch(loss):
+    # torch's forward takes input [3] with target [1]; its backward's check does not
+    x = torch.tensor(LOGITS[0], requires_grad=True)
+    out = getattr(F, loss)(x, torch.tensor([1]))
+    with pytest.raises(RuntimeError) as torch_error:
+        out.backward()
+    with pytest.raises(TorchError) as error:
+        evaluate(f"b = {loss}(x, y)", {"x": np.asarray(LOGITS[0]), "y": np.array([1])})
+    assert error.value.message == str(torch_error.value)
 
 
 def test_nll_loss_sums_a_long_batch_in_torchs_cascade():
@@ -454,23 +461,6 @@ def _hessian(program, values):
     return hessian(ev.graph, output_node(ev.graph, ev.outputs[0]), [n for n in ev.graph.inputs if n != "w"])
 
 
-def _engine_has_second_order_of_losses() -> bool:
-    try:
-        _hessian("b = mse_loss(x, y)", {"x": np.asarray(X), "y": np.asarray(Y)})
-    except (NotImplementedError, ValueError, TypeError):
-        return False
-    return True
-
-
-# The forward tangent of a row of several operands (every loss), or not elementwise and not
-# multilinear, needs engine/tangents.py's value_tangent to take it from the row's vector-Jacobian
-# products; until it does, these fail as the engine's own limit, not as wrong numbers.
-needs_value_tangents = pytest.mark.xfail(
-    not _engine_has_second_order_of_losses(), strict=True,
-    reason="engine/tangents.py: value_tangent of non-elementwise rows with several operands")
-
-
-@needs_value_tangents
 @pytest.mark.parametrize("program, fn, x, y", HESSIANS, ids=[h[0] for h in HESSIANS])
 def test_hessian_matches_torch(program, fn, x, y):
     values = {"x": np.asarray(x), "y": np.asarray(y)}
@@ -484,7 +474,6 @@ def test_hessian_matches_torch(program, fn, x, y):
             np.testing.assert_allclose(got[a][b], want[i][j].numpy(), rtol=1e-6, atol=1e-9, err_msg=f"d2/d{a}d{b}")
 
 
-@needs_value_tangents
 def test_hessian_of_cross_entropy_with_class_indices():
     values = {"x": np.asarray(LOGITS), "y": CLASSES}
     got = _hessian("b = cross_entropy(x, y)", values)

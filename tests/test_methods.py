@@ -11,9 +11,9 @@ from gradcalc.api import evaluate, parse
 from gradcalc.cli import app
 from gradcalc.engine.graph import find_inputs
 from gradcalc.engine.ops import _CORE, OPS, VOCABULARY
+from gradcalc.errors import ParseError
 
 METHODS = VOCABULARY.methods
-from gradcalc.errors import ParseError
 
 X, Y = [0.5, -1.5, 2.0], [2.0, 0.25, -3.0]
 

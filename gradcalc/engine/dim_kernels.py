@@ -20,16 +20,13 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import functools
 import math
-import os
-import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from gradcalc.engine.kernels import LIBM
+from gradcalc.engine.kernels import LIBM, cpu_capability, fma
 from gradcalc.engine.summation import GRAIN, LANES, multi_row_sums, row_sums, torch_threads
 from gradcalc.errors import TorchError
 
@@ -42,35 +39,7 @@ ILP = 4  # vector accumulators of binary_kernel_reduce_vec's inner loop (Reduce.
 
 # -- torch's CPU capability --------------------------------------------------------------
 
-CAPABILITIES = ("default", "avx2", "avx512")
-
-
-def cpu_capability() -> str:
-    """torch's kernels here, "avx512", "avx2" or "default", chosen from the CPU's flags as torch
-    does (or ATEN_CPU_CAPABILITY's, if lower); "default" off x86-64, which is not modelled."""
-    best = _best_capability()
-    wanted = os.environ.get("ATEN_CPU_CAPABILITY", "")
-    if wanted in CAPABILITIES and CAPABILITIES.index(wanted) < CAPABILITIES.index(best):
-        return wanted
-    return best
-
-
-@functools.lru_cache(maxsize=1)
-def _best_capability() -> str:
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return "default"
-    flags: set[str] = {"avx2", "fma"}  # without /proc/cpuinfo: what torch's x86-64 wheels target
-    try:
-        with open("/proc/cpuinfo") as info:
-            flags = next((set(line.split(":", 1)[1].split()) for line in info if line.startswith("flags")), flags)
-    except OSError:
-        pass
-    if not {"avx2", "fma"} <= flags:
-        return "default"
-    return "avx512" if {"avx512vl", "avx512bw", "avx512dq"} <= flags else "avx2"
-
-
-def _softmax_lanes(dtype: np.dtype) -> int:
+def softmax_lanes(dtype: np.dtype) -> int:
     lanes = LANES[dtype.itemsize]
     return 2 * lanes if cpu_capability() == "avx512" else lanes
 
@@ -561,7 +530,7 @@ def logsumexp_dim(x, dim: Dim = None, keepdim: bool = False) -> np.ndarray:
         return np.asarray(LIBM["log"](total) + m.reshape(total.shape))
 
 
-def _reduce_all_lanes(values: np.ndarray, fn: BinOp, lanes: int, tree: bool) -> np.ndarray:
+def reduce_all_lanes(values: np.ndarray, fn: BinOp, lanes: int, tree: bool) -> np.ndarray:
     """vec::reduce_all along the last axis: one vector accumulator over whole vectors, the
     partial last vector into its first lanes, then the lanes folded (an xor-shuffle tree for
     float on AVX2/AVX-512, else lane 0 op 1 op 2 ...); fewer elements than lanes: in order."""
@@ -608,11 +577,11 @@ def softmax(x, dim: int) -> np.ndarray:
     rows = _rows_last(x.reshape(1) if x.ndim == 0 else x, d)
     with np.errstate(all="ignore"):
         if x.ndim == 0 or d == x.ndim - 1:
-            lanes = _softmax_lanes(x.dtype)
+            lanes = softmax_lanes(x.dtype)
             tree = x.dtype == np.float32 and cpu_capability() != "default"
-            top = _reduce_all_lanes(rows, _max_vector, lanes, tree)
+            top = reduce_all_lanes(rows, _max_vector, lanes, tree)
             e = LIBM["exp"](rows - top[..., None])
-            scale = np.asarray(1, dtype=x.dtype) / _reduce_all_lanes(e, _add, lanes, tree)
+            scale = np.asarray(1, dtype=x.dtype) / reduce_all_lanes(e, _add, lanes, tree)
             out = e * scale[..., None]
         else:
             top = np.max(rows, axis=-1, keepdims=True)
@@ -637,10 +606,10 @@ def log_softmax(x, dim: int) -> np.ndarray:
     rows = _rows_last(x.reshape(1) if x.ndim == 0 else x, d)
     with np.errstate(all="ignore"):
         if x.ndim == 0 or d == x.ndim - 1:
-            lanes = _softmax_lanes(x.dtype)
+            lanes = softmax_lanes(x.dtype)
             tree = x.dtype == np.float32 and cpu_capability() != "default"
-            top = _reduce_all_lanes(rows, _max_vector, lanes, tree)[..., None]
-            total = _reduce_all_lanes(LIBM["exp"](rows - top), _add, lanes, tree)
+            top = reduce_all_lanes(rows, _max_vector, lanes, tree)[..., None]
+            total = reduce_all_lanes(LIBM["exp"](rows - top), _add, lanes, tree)
         else:
             top = np.full(rows.shape[:-1], -np.inf, dtype=x.dtype)
             for i in range(rows.shape[-1]):
@@ -825,28 +794,8 @@ def _norm2_lastdim(rows: np.ndarray) -> np.ndarray:
     for i in range(whole, whole + plain):
         total = total + rows[:, i] * rows[:, i]
     for i in range(whole + plain, size):
-        total = _fma(rows[:, i], rows[:, i], total)
+        total = fma(rows[:, i], rows[:, i], total)
     return np.sqrt(total)
-
-
-def _fma(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """a * b + c rounded once (float32 through float64, where a*b is exact; float64 by
-    error-free transformations, exact but where the last addition's error meets a tie)."""
-    if a.dtype == np.float32:
-        return (a.astype(np.float64) * b + c).astype(np.float32)
-    product = a * b
-    split = 134217729.0 * a  # Veltkamp: a = hi + lo with 26-bit halves
-    a_hi = split - (split - a)
-    a_lo = a - a_hi
-    split = 134217729.0 * b
-    b_hi = split - (split - b)
-    b_lo = b - b_hi
-    product_err = ((a_hi * b_hi - product) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
-    total = product + c
-    virtual = total - product
-    sum_err = (product - (total - virtual)) + (c - virtual)
-    exact = np.isfinite(product_err) & np.isfinite(sum_err)
-    return np.where(exact, total + (sum_err + product_err), total)
 
 
 # -- cumulative sums and products --------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from gradcalc.engine.kernels import LIBM, erf, torch_sign
+from gradcalc.engine.kernels import LIBM, erf, float32_scalar, fma, lanes_of, sleef_tanh, torch_sign
 
 # -- building trees -----------------------------------------------------------------------
 
@@ -141,6 +141,18 @@ FUNCTIONS: dict[str, Function] = {
                         lambda v, a, b: (where(a >= b, 1, 0), where(a >= b, 0, 1)), "Max"),
     "minimum": Function(np.minimum, lambda sp: sp.Min,
                         lambda v, a, b: (where(a <= b, 1, 0), where(a <= b, 0, 1)), "Min"),
+    # which elements torch's loops compute in vector lanes (AVX2 blocks; AVX-512 blocks for the
+    # kernels torch also builds so): a mask, no derivative; exact numbers are in no lane
+    "lanes": Function(lanes_of(False), lambda sp: lambda x: False, lambda v, x: (lift(0),)),
+    "lanes512": Function(lanes_of(True), lambda sp: lambda x: False, lambda v, x: (lift(0),)),
+    # a Python number as torch's Scalar::toFloat() rounds it (celu's backward takes 1 / alpha)
+    "float32": Function(float32_scalar, lambda sp: lambda x: sp.Rational(repr(float32_scalar(float(x)))),
+                        lambda v, x: (lift(0),)),
+    # tanh as the vector loop of a kernel built for AVX-512 computes it (Sleef's, +-1 past a
+    # threshold below the point where tanh rounds to +-1)
+    "tanh_lanes512": Function(sleef_tanh, lambda sp: sp.tanh, lambda v, x: (1 - v * v,)),
+    # a * b + c rounded once: torch's vec::fmadd
+    "fma": Function(fma, lambda sp: lambda a, b, c: a * b + c, lambda v, a, b, c: (b, a, lift(1))),
 }
 
 COMPARISONS = {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal,

@@ -6,7 +6,10 @@ sign, a libm computed one precision up, and which elements torch's loops vectori
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+import platform
 from typing import Any
 
 import numpy as np
@@ -92,3 +95,141 @@ def vector_lanes(shape: tuple, operand_shapes, dtype) -> np.ndarray:
         return (np.arange(size) < size // block * block).reshape(shape)
     inner = shape[-1]
     return np.broadcast_to(np.arange(inner) < inner // block * block, shape)
+
+
+# -- which CPU kernels torch runs, and which elements its loops compute in vector lanes --------
+
+CAPABILITIES = ("default", "avx2", "avx512")
+
+
+def cpu_capability() -> str:
+    """torch's kernels here, "avx512", "avx2" or "default", chosen from the CPU's flags as torch
+    does (or ATEN_CPU_CAPABILITY's, if lower); "default" off x86-64, which is not modelled."""
+    best = _best_capability()
+    wanted = os.environ.get("ATEN_CPU_CAPABILITY", "")
+    if wanted in CAPABILITIES and CAPABILITIES.index(wanted) < CAPABILITIES.index(best):
+        return wanted
+    return best
+
+
+@functools.lru_cache(maxsize=1)
+def _best_capability() -> str:
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return "default"
+    flags: set[str] = {"avx2", "fma"}  # without /proc/cpuinfo: what torch's x86-64 wheels target
+    try:
+        with open("/proc/cpuinfo") as info:
+            flags = next((set(line.split(":", 1)[1].split()) for line in info if line.startswith("flags")), flags)
+    except OSError:
+        pass
+    if not {"avx2", "fma"} <= flags:
+        return "default"
+    return "avx512" if {"avx512vl", "avx512bw", "avx512dq"} <= flags else "avx2"
+
+
+def _block(dtype: np.dtype, avx512: bool) -> int:
+    """Elements per iteration of torch's vectorised loop: two vectors of AVX2 width, or of
+    AVX-512 width for the kernels torch also builds for AVX-512 (where the CPU has it)."""
+    block = VECTOR_BLOCK.get(np.dtype(dtype).itemsize, 1)
+    if avx512 and cpu_capability() == "avx512":
+        block *= 2
+    return block
+
+
+def vector_lane_mask(shape: tuple, dtype, avx512: bool = False) -> np.ndarray:
+    """The elements of a contiguous tensor of `shape` that torch's elementwise loop computes
+    with vector instructions; the rest (a tail shorter than a block) with scalar code."""
+    size = math.prod(shape)
+    block = _block(dtype, avx512)
+    return (np.arange(size) < size // block * block).reshape(shape)
+
+
+def lanes_of(avx512: bool):
+    def lanes(x):
+        x = np.asarray(x)
+        if x.dtype.kind != "f":
+            return np.zeros(x.shape, dtype=bool)
+        return vector_lane_mask(x.shape, x.dtype, avx512)
+
+    return lanes
+
+
+# |x| past which Sleef's tanh (Sleef_tanhf16_u10, Sleef_tanhd8_u10) returns +-1
+_SLEEF_TANH_ONE = {4: 8.664339742, 8: 18.714973875}
+
+
+def sleef_tanh(x):
+    """tanh as a kernel built for AVX-512 computes it: Sleef's in vector lanes, which is +-1
+    for |x| > 8.664339742 (float32) or 18.714973875 (float64); the C library's (correctly
+    rounded, or nearly) in the scalar tail."""
+    value = LIBM["tanh"](x)
+    x = np.asarray(x)
+    if x.dtype.kind != "f" or x.ndim == 0:
+        return value
+    saturated = (np.abs(x) > _SLEEF_TANH_ONE[x.dtype.itemsize]) & vector_lane_mask(x.shape, x.dtype, avx512=True)
+    return np.where(saturated, np.sign(x).astype(x.dtype), value)
+
+
+def float32_scalar(x):
+    """A Python number as torch's `Scalar::toFloat()` rounds it (a double of that float)."""
+    rounded = np.asarray(x, dtype=np.float32).astype(np.float64)
+    return float(rounded) if rounded.ndim == 0 else rounded
+
+
+# -- fused multiply-add, as torch's AVX2/AVX-512 builds compute `a + b * c` ---------------
+
+def _two_sum(a, b):
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _split(a):
+    c = 134217729.0 * a  # 2**27 + 1: Veltkamp's split into two halves of 26 bits
+    high = c - (c - a)
+    return high, a - high
+
+
+def _two_product(a, b):
+    p = a * b
+    ah, al = _split(a)
+    bh, bl = _split(b)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _round_to_odd_sum(a, b):
+    """a + b rounded to odd: an inexact sum takes the neighbour whose last bit is 1."""
+    s, e = _two_sum(a, b)
+    fix = (e != 0) & ((s.view(np.int64) & 1) == 0) & np.isfinite(s)
+    return np.where(fix, np.nextafter(s, np.where(e > 0, np.inf, -np.inf)), s)
+
+
+def fma_in(a, b, c, dtype: np.dtype) -> np.ndarray:
+    """a * b + c rounded once to `dtype` (C's fma, which the compiler makes of `c + a * b`), of
+    operands in that dtype. float32: the product exact in float64, the sum rounded to odd,
+    then to float32; float64: Boldo and Melquiond's emulation (the exact product and sum, the
+    low parts rounded to odd)."""
+    with np.errstate(all="ignore"):
+        a, b, c = (np.asarray(x, dtype=np.float64) for x in (a, b, c))
+        naive = a * b + c
+        if dtype == np.float32:
+            result = _round_to_odd_sum(a * b, c)
+        else:
+            uh, ul = _two_product(a, b)
+            th, tl = _two_sum(c, uh)
+            v = _round_to_odd_sum(tl, ul)
+            result = np.where(v == 0, th, th + v)
+        return np.where(np.isfinite(naive), result, naive).astype(dtype)
+
+
+
+def fma(a, b, c):
+    """a * b + c rounded once, in the dtype of the arrays among them (Python numbers are
+    torch's Scalars, cast to it): torch's vec::fmadd, and its scalar loops' `a * b + c`, which
+    the compiler contracts to an FMA instruction."""
+    arrays = [v for v in (a, b, c) if isinstance(v, np.ndarray)]
+    if not arrays:
+        return a * b + c
+    dtype = np.result_type(*arrays)
+    x, y, z = (np.asarray(v, dtype=dtype) for v in (a, b, c))
+    return fma_in(x, y, z, dtype)

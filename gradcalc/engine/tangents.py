@@ -24,8 +24,9 @@ def value_tangent(node: Node, args: list, dargs: list, nums: Floats | Exact) -> 
         return np.broadcast_to(sum(terms[1:], terms[0]), node.shape).astype(dtype)
     if op.kind is Kind.REDUCTION and node.value.ndim == 0:  # a scalar: its Jacobian is the gradient of 1
         assert op.vjp is not None
-        (partials,) = op.vjp(np.ones((), dtype=dtype), args, node.value, nums, **node.params)
-        return np.asarray(np.sum(partials * dargs[0]), dtype=dtype)
+        partials = op.vjp(np.ones((), dtype=dtype), args, node.value, nums, **node.params)
+        terms = [np.sum(p * d) for p, d in zip(partials, dargs) if p is not None and d is not None]
+        return np.asarray(sum(terms[1:], terms[0]) if terms else 0, dtype=dtype)
     if op.second_order is SecondOrder.MULTILINEAR:  # the sum of the op over one tangent each
         parts = [nums.forward(op, args[:k] + [d] + args[k + 1:], node.params)
                  for k, d in enumerate(dargs) if d is not None]

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from gradcalc.engine.kernels import fma_in
 from gradcalc.engine.row import Kind, Op
 from gradcalc.errors import InputError, ShapeError, TorchError
 from gradcalc.lang.syntax import Param, ParamKind
@@ -82,52 +83,6 @@ def _scalar(value, dtype: np.dtype):
 _C_TYPES = {"float32": "float", "float64": "double"}
 
 
-# -- fused multiply-add, as torch's AVX2/AVX-512 builds compute `a + b * c` -----------------
-
-def _two_sum(a, b):
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
-
-
-def _split(a):
-    c = 134217729.0 * a  # 2**27 + 1: Veltkamp's split into two halves of 26 bits
-    high = c - (c - a)
-    return high, a - high
-
-
-def _two_product(a, b):
-    p = a * b
-    ah, al = _split(a)
-    bh, bl = _split(b)
-    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
-
-
-def _round_to_odd_sum(a, b):
-    """a + b rounded to odd: an inexact sum takes the neighbour whose last bit is 1."""
-    s, e = _two_sum(a, b)
-    fix = (e != 0) & ((s.view(np.int64) & 1) == 0) & np.isfinite(s)
-    return np.where(fix, np.nextafter(s, np.where(e > 0, np.inf, -np.inf)), s)
-
-
-def _fma(a, b, c, dtype: np.dtype) -> np.ndarray:
-    """a * b + c rounded once to `dtype` (C's fma, which the compiler makes of `c + a * b`), of
-    operands in that dtype. float32: the product exact in float64, the sum rounded to odd,
-    then to float32; float64: Boldo and Melquiond's emulation (the exact product and sum, the
-    low parts rounded to odd)."""
-    with np.errstate(all="ignore"):
-        a, b, c = (np.asarray(x, dtype=np.float64) for x in (a, b, c))
-        naive = a * b + c
-        if dtype == np.float32:
-            result = _round_to_odd_sum(a * b, c)
-        else:
-            uh, ul = _two_product(a, b)
-            th, tl = _two_sum(c, uh)
-            v = _round_to_odd_sum(tl, ul)
-            result = np.where(v == 0, th, th + v)
-        return np.where(np.isfinite(naive), result, naive).astype(dtype)
-
-
 # -- the kernels --------------------------------------------------------------------------
 
 def _arange_size(start, end, step) -> int:
@@ -189,14 +144,14 @@ def _arange_part(start, step, begin: int, end: int, dtype: np.dtype) -> np.ndarr
     out = np.empty(end - begin, dtype=dtype)
     if vector > begin:
         firsts = np.arange(begin, vector, lanes, dtype=np.float64)
-        base = _fma(step, firsts, start, np.dtype(np.float64))
+        base = fma_in(step, firsts, start, np.dtype(np.float64))
         base = base.astype(dtype).astype(np.float64)  # Vectorized<scalar_t>::arange(scalar_t base, ...)
         k = np.arange(lanes, dtype=np.float64)
-        lanes_values = _fma(k[None, :], step, base[:, None], np.dtype(np.float64))
+        lanes_values = fma_in(k[None, :], step, base[:, None], np.dtype(np.float64))
         lanes_values[:, 0] = base
         out[:vector - begin] = lanes_values.reshape(-1).astype(dtype)  # double, then rounded to the dtype
     tail = np.arange(vector, end, dtype=np.float64)
-    out[vector - begin:] = _fma(step, tail, start, np.dtype(np.float64)).astype(dtype)
+    out[vector - begin:] = fma_in(step, tail, start, np.dtype(np.float64)).astype(dtype)
     return out
 
 
@@ -229,8 +184,8 @@ def linspace_values(start, end, steps: int, dtype: np.dtype) -> np.ndarray:
         step = (e - s) / dtype.type(steps - 1)
     half = steps // 2
     i = np.arange(steps, dtype=np.int64)
-    return np.concatenate([_fma(step, i[:half].astype(dtype), s, dtype),
-                           _fma(-step, (steps - i[half:] - 1).astype(dtype), e, dtype)])
+    return np.concatenate([fma_in(step, i[:half].astype(dtype), s, dtype),
+                           fma_in(-step, (steps - i[half:] - 1).astype(dtype), e, dtype)])
 
 
 def _linspace_forward(start, end, *, float_dtype, steps, **params) -> np.ndarray:

@@ -65,7 +65,7 @@ def _internal(name: str, arity: int, forward, grad_fn: str, **fields: Any) -> Op
 def _nll(name: str, kind: Kind, **fields: Any) -> Op:
     return Op(name, 2, L.nll_forward, "NllLossBackward0", kind=kind, vjp=L.nll_vjp, exact=L.nll_exact,
               second_order=SecondOrder.LINEAR_IN_GRAD, display_partials=L.nll_display,
-              signature=_NLL_SIGNATURE, result_dtype=_float_result, **fields)
+              signature=_NLL_SIGNATURE, result_dtype=_float_result, nondifferentiable=(1,), **fields)
 
 
 def _broadcasting(name: str, check=None):

@@ -20,9 +20,9 @@ import math
 
 import numpy as np
 
-from gradcalc.engine import dim_kernels, formula
-from gradcalc.engine.formula import call, lift, where
-from gradcalc.engine.kernels import LIBM, VECTOR_BLOCK, erf
+from gradcalc.engine import dim_kernels
+from gradcalc.engine.formula import call, where
+from gradcalc.engine.kernels import LIBM, erf, fma, sleef_tanh, vector_lane_mask
 from gradcalc.engine.row import Kind, Op, SecondOrder
 from gradcalc.errors import InputError, ShapeError, TorchError
 from gradcalc.lang.syntax import Param, ParamKind
@@ -31,103 +31,6 @@ INPUT = Param("input", ParamKind.TENSOR)
 
 
 # -- which elements torch's loops compute in vector lanes -----------------------------------
-
-def _block(dtype: np.dtype, avx512: bool) -> int:
-    """Elements per iteration of torch's vectorised loop: two vectors of AVX2 width, or of
-    AVX-512 width for the kernels torch also builds for AVX-512 (where the CPU has it)."""
-    block = VECTOR_BLOCK.get(np.dtype(dtype).itemsize, 1)
-    if avx512 and dim_kernels.cpu_capability() == "avx512":
-        block *= 2
-    return block
-
-
-def vector_lane_mask(shape: tuple, dtype, avx512: bool = False) -> np.ndarray:
-    """The elements of a contiguous tensor of `shape` that torch's elementwise loop computes
-    with vector instructions; the rest (a tail shorter than a block) with scalar code."""
-    size = math.prod(shape)
-    block = _block(dtype, avx512)
-    return (np.arange(size) < size // block * block).reshape(shape)
-
-
-def _lanes_of(avx512: bool):
-    def lanes(x):
-        x = np.asarray(x)
-        if x.dtype.kind != "f":
-            return np.zeros(x.shape, dtype=bool)
-        return vector_lane_mask(x.shape, x.dtype, avx512)
-
-    return lanes
-
-
-def fma(a, b, c):
-    """a * b + c rounded once, in the dtype of the arrays among them (Python numbers are
-    torch's Scalars: cast to it): float32 through float64, where a * b is exact; float64 by
-    error-free transformations."""
-    arrays = [v for v in (a, b, c) if isinstance(v, np.ndarray)]
-    if not arrays:
-        return a * b + c
-    dtype = np.result_type(*arrays)
-    a, b, c = (np.asarray(v, dtype=dtype) for v in (a, b, c))
-    if dtype == np.float32:
-        return (a.astype(np.float64) * b.astype(np.float64) + c.astype(np.float64)).astype(np.float32)
-    with np.errstate(all="ignore"):
-        product = a * b
-        split = 134217729.0 * a  # Veltkamp: halves of 26 bits
-        a_hi = split - (split - a)
-        split = 134217729.0 * b
-        b_hi = split - (split - b)
-        a_lo, b_lo = a - a_hi, b - b_hi
-        product_error = ((a_hi * b_hi - product) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
-        total = product + c
-        virtual = total - product
-        sum_error = (product - (total - virtual)) + (c - virtual)
-        exact = np.isfinite(product_error) & np.isfinite(sum_error)
-        return np.where(exact, total + (sum_error + product_error), total)
-
-
-# |x| past which Sleef's tanh (Sleef_tanhf16_u10, Sleef_tanhd8_u10) returns +-1
-_SLEEF_TANH_ONE = {4: 8.664339742, 8: 18.714973875}
-
-
-def _sleef_tanh(x):
-    """tanh as a kernel built for AVX-512 computes it: Sleef's in vector lanes, which is +-1
-    for |x| > 8.664339742 (float32) or 18.714973875 (float64); the C library's (correctly
-    rounded, or nearly) in the scalar tail."""
-    value = LIBM["tanh"](x)
-    x = np.asarray(x)
-    if x.dtype.kind != "f" or x.ndim == 0:
-        return value
-    saturated = (np.abs(x) > _SLEEF_TANH_ONE[x.dtype.itemsize]) & vector_lane_mask(x.shape, x.dtype, avx512=True)
-    return np.where(saturated, np.sign(x).astype(x.dtype), value)
-
-
-def _float32(x):
-    """A Python number as torch's `Scalar::toFloat()` rounds it (a double of that float)."""
-    rounded = np.asarray(x, dtype=np.float32).astype(np.float64)
-    return float(rounded) if rounded.ndim == 0 else rounded
-
-
-# The formula language's functions these rows' backward formulas call, beyond formula.py's
-# own: which elements are in vector lanes (a mask: no derivative), a number rounded to
-# float32 (celu's backward takes 1 / alpha.toFloat()), Sleef's tanh, an FMA. Exact numbers
-# are in no lane. They join formula.FUNCTIONS when the table is imported (formula.py is not
-# this section's file: they belong there).
-_FORMULA_FUNCTIONS = {
-    "lanes": formula.Function(_lanes_of(False), lambda sp: lambda x: False, lambda v, x: (lift(0),)),
-    "lanes512": formula.Function(_lanes_of(True), lambda sp: lambda x: False, lambda v, x: (lift(0),)),
-    "float32": formula.Function(_float32, lambda sp: lambda x: sp.Rational(repr(_float32(float(x)))),
-                                lambda v, x: (lift(0),)),
-    # tanh as the vector loop of a kernel built for AVX-512 computes it (Sleef): +-1 past a
-    # threshold below the point where tanh rounds to +-1
-    "tanh_lanes512": formula.Function(lambda x: _sleef_tanh(x), lambda sp: sp.tanh, lambda v, x: (1 - v * v,)),
-    # a * b + c rounded once: torch's vec::fmadd, and its scalar loops' `a * b + c`, which the
-    # compiler contracts to an FMA instruction
-    "fma": formula.Function(lambda a, b, c: fma(a, b, c), lambda sp: lambda a, b, c: a * b + c,
-                            lambda v, a, b, c: (b, a, lift(1))),
-}
-for _name, _function in _FORMULA_FUNCTIONS.items():
-    formula.FUNCTIONS.setdefault(_name, _function)
-
 
 def _in_vector_lanes(x, avx512: bool = False):
     return call("lanes512" if avx512 else "lanes", x)
@@ -230,7 +133,7 @@ def _gelu_tanh_forward(x):
     dtype = _dtype_of(x)
     beta, kappa = np.asarray(_GELU_BETA, dtype=dtype), np.asarray(_GELU_KAPPA, dtype=dtype)
     inner = beta * fma(kappa, x * x * x, x)
-    return np.asarray(0.5, dtype=dtype) * x * (1 + _sleef_tanh(inner))
+    return np.asarray(0.5, dtype=dtype) * x * (1 + sleef_tanh(inner))
 
 
 def _gelu_tanh_vjps(g, r, x):
@@ -572,9 +475,9 @@ def _row_sums(values: np.ndarray, last_dim: bool) -> np.ndarray:
     """The sum along the last axis as torch's softmax backward kernels add: the last dim by
     vec::reduce_all (vector lanes, then a shuffle tree), another dim in order from 0."""
     if last_dim:
-        lanes = dim_kernels._softmax_lanes(values.dtype)
+        lanes = dim_kernels.softmax_lanes(values.dtype)
         tree = values.dtype == np.float32 and dim_kernels.cpu_capability() != "default"
-        return dim_kernels._reduce_all_lanes(values, lambda a, b: a + b, lanes, tree)
+        return dim_kernels.reduce_all_lanes(values, lambda a, b: a + b, lanes, tree)
     total = np.zeros(values.shape[:-1], dtype=values.dtype)
     for i in range(values.shape[-1]):
         total = total + values[..., i]

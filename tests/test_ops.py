@@ -129,3 +129,25 @@ def test_the_partial_shown_for_an_elementwise_row_evaluates_to_its_grad(row):
 # torch's hardsigmoid backward multiplies by 1.0f / 6.0f, a float32 constant, in float64 too:
 # the 1/6 shown is 3e-8 away from it.
 SHOWN_RTOL = {"hardsigmoid": 5e-8}
+
+
+def test_the_sections_index_is_current():
+    """rows/index.py is generated from the table: regenerate it with `python -m gradcalc.engine.ops`."""
+    from gradcalc.engine import ops
+    from gradcalc.engine.rows import index
+
+    current = {"ROWS": index.ROWS, "FUNCTIONS": index.FUNCTIONS, "METHODS": index.METHODS,
+               "ATTRIBUTES": index.ATTRIBUTES}
+    assert ops.build_index() == current, "run: python -m gradcalc.engine.ops"
+
+
+def test_the_reference_case_imports_no_section_of_the_table():
+    """Start-up: a program of operators alone imports none of the table's sections."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from gradcalc.api import evaluate; "
+            "evaluate('a = x + 2*y; b = a + z/2', {k: np.array([2.0, 1.0]) for k in 'xyz'}, seeds=[np.ones(2)]); "
+            "loaded = [m for m in sys.modules if m.startswith('gradcalc.engine.rows.') and m != 'gradcalc.engine.rows.index']; "
+            "assert not loaded, loaded")
+    subprocess.run([sys.executable, "-c", code], check=True)

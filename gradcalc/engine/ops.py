@@ -16,18 +16,20 @@ importing this module imports neither SymPy nor anything slow.
 
 from __future__ import annotations
 
+import functools
+import importlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 
 from gradcalc.engine.formula import call, const, where
 from gradcalc.engine.kernels import LIBM, erf, fma, torch_pow, torch_sign, vector_lanes
 from gradcalc.engine.row import GradFnName, Kind, Lowering, Op, SecondOrder
-from gradcalc.engine.rows import constructors, linalg, losses, nn, reductions, shapes
+from gradcalc.engine.rows import index
 from gradcalc.lang.syntax import Param, ParamKind, Signature, Vocabulary
 
-__all__ = ["FUNCTIONS", "OPS", "ROWS", "SECTIONS", "VOCABULARY", "GradFnName", "Kind", "Lowering", "Op", "SecondOrder"]
+__all__ = ["OPS", "VOCABULARY", "build_index", "GradFnName", "Kind", "Lowering", "Op", "SecondOrder"]
 
 
 def _by_kinds(tt: str, tn: str, nt: str) -> Callable[[tuple[bool, ...]], str]:
@@ -334,42 +336,149 @@ _CORE: tuple[Op, ...] = (
     _unary("detach", lambda a: a, None, None, kind=Kind.DETACH),
 )
 
-# The table: the core rows above, then each section's, in this order (overloads of a name
-# are tried in it).
-ROWS: tuple[Op, ...] = (*_CORE, *reductions.ROWS, *linalg.ROWS, *shapes.ROWS, *nn.ROWS, *losses.ROWS,
-                        *constructors.ROWS)
-OPS: dict[str, Op] = {row.name: row for row in ROWS}
-# The table's sections as torch's documentation groups its functions (`gradcalc functions`).
-SECTIONS: tuple[tuple[str, tuple[Op, ...]], ...] = (
-    ("Pointwise math and operators", _CORE),
-    ("Reductions", reductions.ROWS),
-    ("Linear algebra", linalg.ROWS),
-    ("Indexing, slicing, joining and reshaping", shapes.ROWS),
-    ("Activations, softmax and comparisons (torch.nn.functional, torch)", nn.ROWS),
-    ("Losses (torch.nn.functional)", losses.ROWS),
-    ("Creation", constructors.ROWS),
+# The table: the core rows above, then each section's (gradcalc/engine/rows/), in this order
+# (overloads of a name are tried in it), each with its title in `gradcalc functions`.
+_SECTIONS: tuple[tuple[str, str], ...] = (
+    ("reductions", "Reductions"),
+    ("linalg", "Linear algebra"),
+    ("shapes", "Indexing, slicing, joining and reshaping"),
+    ("nn", "Activations, softmax and comparisons (torch.nn.functional, torch)"),
+    ("losses", "Losses (torch.nn.functional)"),
+    ("constructors", "Creation"),
 )
+_CORE_TITLE = "Pointwise math and operators"
+# A section is imported when a program first names one of its rows (the reference case
+# imports none): `rows/index.py` says which section declares each name, and is generated from
+# the table itself (`python -m gradcalc.engine.ops`; a test keeps it current).
+_CORE_OPS: dict[str, Op] = {row.name: row for row in _CORE}
 
 
-def _vocabulary() -> Vocabulary:
-    """The parser's vocabulary: each callable name and its overloads (rows in table order);
-    names callable only as a method or with torch's prefix; attributes. Method-only names
-    (operators' `x.mul(y)`, aliases) leave their names free for the program's tensors
-    (`sub = x - y`, `negative = -x`)."""
-    functions: dict[str, list[Signature]] = {}
-    methods: dict[str, list[Signature]] = {}
-    for row in ROWS:
+@functools.cache
+def _section(module: str) -> tuple[Op, ...]:
+    return importlib.import_module(f"gradcalc.engine.rows.{module}").ROWS
+
+
+def _rows_of(sections) -> list[Op]:
+    """The core rows, then those of the given sections, in table order."""
+    wanted = set(sections)
+    return [*_CORE, *(row for module, _ in _SECTIONS if module in wanted for row in _section(module))]
+
+
+class _Table(Mapping[str, Op]):
+    """OPS: every row by name; a section's rows are imported on first use."""
+
+    def __getitem__(self, name: str) -> Op:
+        row = _CORE_OPS.get(name)
+        if row is not None:
+            return row
+        module = index.ROWS.get(name)
+        if module is None:
+            raise KeyError(name)
+        return next(r for r in _section(module) if r.name == name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in _CORE_OPS or name in index.ROWS
+
+    def __iter__(self) -> Iterator[str]:
+        return (row.name for row in _rows_of(m for m, _ in _SECTIONS))
+
+    def __len__(self) -> int:
+        return len(_CORE_OPS) + len(index.ROWS)
+
+
+class _Names(Mapping[str, tuple[Signature, ...]]):
+    """A vocabulary's names, each with its overloads; the sections that declare a name are
+    imported when its signatures are first asked for, not to tell whether it is one."""
+
+    def __init__(self, kind: str, names: Mapping[str, tuple[str, ...]]):
+        self.kind, self.names = kind, names
+        self.cache: dict[str, tuple[Signature, ...]] = {}
+
+    def __getitem__(self, name: str) -> tuple[Signature, ...]:
+        if name not in self.cache:
+            if name not in self.names:
+                raise KeyError(name)
+            self.cache[name] = _signatures(self.kind, name, _rows_of(self.names[name]))
+        return self.cache[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def _signatures(kind: str, name: str, rows: list[Op]) -> tuple[Signature, ...]:
+    """A name's overloads among `rows`, in table order: as a function (bare, with torch's
+    prefixes and as a method), or as a method only (operators' `x.mul(y)`, aliases)."""
+    out = []
+    for row in rows:
+        if kind == "functions" and row.function and (row.call_as or row.name) == name:
+            out.append(Signature(name, row.name, row.params, row.outputs))
+        if kind == "methods" and ((row.method and row.name == name) or name in row.aliases):
+            out.append(Signature(name, row.name, row.params, row.outputs))
+    return tuple(out)
+
+
+def build_index(rows: tuple[Op, ...] | None = None) -> dict[str, dict]:
+    """Which section declares each row, function, method and attribute name (core: "")."""
+    def module_of(row: Op) -> str:
+        return next((m for m, _ in _SECTIONS if row in _section(m)), "")
+
+    table = rows if rows is not None else tuple(_rows_of(m for m, _ in _SECTIONS))
+    out: dict[str, dict] = {"ROWS": {}, "FUNCTIONS": {}, "METHODS": {}, "ATTRIBUTES": {}}
+    for row in table:
+        module = module_of(row)
+        if module:
+            out["ROWS"][row.name] = module
+        names = []
         if row.function:
-            name = row.call_as or row.name
-            functions.setdefault(name, []).append(Signature(name, row.name, row.params, row.outputs))
+            names.append(("FUNCTIONS", row.call_as or row.name))
         if row.method:
-            methods.setdefault(row.name, []).append(Signature(row.name, row.name, row.params, row.outputs))
-        for alias in row.aliases:
-            methods.setdefault(alias, []).append(Signature(alias, row.name, row.params, row.outputs))
-    return Vocabulary({k: tuple(v) for k, v in functions.items()}, {k: tuple(v) for k, v in methods.items()},
-                      {row.attribute: row.name for row in ROWS if row.attribute})
+            names.append(("METHODS", row.name))
+        names += [("METHODS", alias) for alias in row.aliases]
+        for kind, name in names:
+            sections = out[kind].setdefault(name, ())
+            if module and module not in sections:
+                out[kind][name] = (*sections, module)
+        if row.attribute:
+            out["ATTRIBUTES"][row.attribute] = (row.name, module)
+    return out
 
 
-VOCABULARY = _vocabulary()
-# What a program may call by name (`exp(x)`, `x.exp()`): each function's first row.
-FUNCTIONS: dict[str, Op] = {name: OPS[sigs[0].op] for name, sigs in VOCABULARY.functions.items()}
+VOCABULARY = Vocabulary(_Names("functions", index.FUNCTIONS), _Names("methods", index.METHODS),
+                        {name: row for name, (row, _) in index.ATTRIBUTES.items()})
+OPS: Mapping[str, Op] = _Table()
+
+
+def __getattr__(name: str):
+    """The whole table, for what lists it all (`gradcalc functions`, the tests): imports every
+    section. ROWS: every row in table order; SECTIONS: (title, rows) by section; FUNCTIONS:
+    each callable name's first row."""
+    if name == "ROWS":
+        return tuple(_rows_of(m for m, _ in _SECTIONS))
+    if name == "SECTIONS":
+        return ((_CORE_TITLE, _CORE), *((title, _section(module)) for module, title in _SECTIONS))
+    if name == "FUNCTIONS":
+        return {n: OPS[VOCABULARY.functions[n][0].op] for n in VOCABULARY.functions}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _write_index(path: str) -> None:
+    data = build_index()
+    lines = ['"""Which section of the op table declares each name: generated from the table by',
+             '`python -m gradcalc.engine.ops` (tests/test_ops.py checks it is current). Do not edit."""', "",
+             "from __future__ import annotations", ""]
+    for key in ("ROWS", "FUNCTIONS", "METHODS", "ATTRIBUTES"):
+        lines.append(f"{key}: dict = {{")
+        lines += [f"    {name!r}: {value!r}," for name, value in data[key].items()]
+        lines.append("}")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    _write_index(__file__.replace("ops.py", "rows/index.py"))

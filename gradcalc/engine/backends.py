@@ -89,8 +89,11 @@ class Floats:
         if op.kind is Kind.CONSTANT:  # the row gives its dtype: int64 for arange(5), ones(2) floats
             return np.asarray(op.forward(*constructor_numbers(operands, self.integers), float_dtype=self.dtype,
                                          **params))
-        dtype = self.result_dtype(op, operands, params)
-        operands = promoted(op, operands, dtype, self.integers, self.dtype)
+        if op.result_dtype is None and _all_floats(operands):  # the common case: floats in, floats out
+            dtype = self.dtype
+        else:
+            dtype = self.result_dtype(op, operands, params)
+            operands = promoted(op, operands, dtype, self.integers, self.dtype)
         with np.errstate(all="ignore"):
             value = op.forward(*operands, **params)
         return np.asarray(value, dtype=dtype)
@@ -191,6 +194,17 @@ class Exact:
             return np.asarray(op.exact(self.sp, *operands, **params), dtype=object)
         value = op.forward(*operands, **params)
         return np.asarray(value, dtype=object)
+
+
+def _all_floats(operands: list) -> bool:
+    """Every operand a float tensor, or a number and a float tensor among them (no promotion)."""
+    tensor = False
+    for x in operands:
+        if isinstance(x, np.ndarray):
+            if x.dtype.kind != "f":
+                return False
+            tensor = True
+    return tensor
 
 
 def result_dtype(op, operands: list, params: dict, integers: _WrittenIntegers, float_dtype) -> np.dtype:

@@ -11,7 +11,6 @@ from gradcalc.engine.backends import Exact, Floats, backend
 from gradcalc.engine.ops import OPS, VOCABULARY, Kind, Op
 from gradcalc.errors import GradcalcError, InputError, MissingInput, ShapeError, TorchError
 from gradcalc.lang import syntax
-from gradcalc.lang.syntax import ParamKind
 
 
 @dataclass(frozen=True)
@@ -314,8 +313,8 @@ def _floating(value: np.ndarray) -> bool:
 
 def _check_numbers(op: Op, args: tuple, expr: syntax.Call) -> None:
     """A parameter that is a number (negative_slope=0.01) may not be given a tensor."""
-    for param, arg in zip([p for p in op.params if p.operand], args):
-        if param.kind is ParamKind.NUMBER and isinstance(arg, Node):
+    for i, param in op.number_params:
+        if i < len(args) and isinstance(args[i], Node):
             raise InputError(f"{op.call_as or op.name}(): argument '{param.name}' must be a number, not a tensor",
                              hint=f"{param.name} is a Python number in torch, as in {param.name}={param.default!r}")
 

@@ -9,6 +9,7 @@ table itself is `ops.py`, assembled from its sections in `rows/`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -121,16 +122,23 @@ class Op:
             return self.grad_fn(tensor_args, **(params or {}))
         return self.grad_fn
 
-    @property
+    # (cached: the graph asks for every node; a frozen row's properties never change)
+    @functools.cached_property
     def params(self) -> tuple[Param, ...]:
         if self.signature is not None:
             return self.signature
         names = _OPERAND_NAMES.get(self.arity, tuple(f"input{i}" for i in range(self.arity)))
         return tuple(Param(n, ParamKind.TENSOR) for n in names)
 
-    @property
+    @functools.cached_property
     def static_params(self) -> tuple[Param, ...]:
         return tuple(p for p in self.params if not p.operand)
+
+    @functools.cached_property
+    def number_params(self) -> tuple[tuple[int, Param], ...]:
+        """The operand positions that must be numbers (negative_slope=0.01), with their params."""
+        operands = [p for p in self.params if p.operand]
+        return tuple((i, p) for i, p in enumerate(operands) if p.kind is ParamKind.NUMBER)
 
     def wants_tensors(self, kinds: tuple[bool, ...]) -> bool:
         return self.tensor_args(kinds) if callable(self.tensor_args) else self.tensor_args

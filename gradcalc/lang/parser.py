@@ -279,6 +279,25 @@ def _plural(n: int, word: str) -> str:
 # Parser
 
 
+class _TokenStream:
+    """The tokens, with a token pushed back read again first (the parser reads one name ahead
+    to tell a keyword argument `dim=1` from an expression)."""
+
+    def __init__(self, tokens: Iterator[_Token]):
+        self.tokens = tokens
+        self.next = tokens.__next__
+        self.back: list[_Token] = []
+
+    def __iter__(self) -> _TokenStream:
+        return self
+
+    def __next__(self) -> _Token:
+        return self.back.pop() if self.back else self.next()
+
+    def push(self, tok: _Token) -> None:
+        self.back.append(tok)
+
+
 @dataclass(frozen=True)
 class _Tuple:
     """`(0, 1)`: only a static argument (dim=(0, 1)) may be one."""
@@ -360,7 +379,7 @@ class _Parser:
         # but not both in one program.
         self.shadowed: set[str] = set()
         self.called: dict[str, _Token] = {}
-        self.tokens = _tokenize(source)
+        self.tokens = _TokenStream(_tokenize(source))
         self.next_token = self.tokens.__next__
         self.open_parens: list[_Token] = []  # the "(" tokens of the groups and calls being read
         # Calls of the statement being read that return a tuple no part of which is taken yet:
@@ -714,9 +733,7 @@ class _Parser:
 
     def _continue_expression(self, name_tok: _Token, depth: int) -> Expr:
         """An expression whose first token, a name, was already read (to look for `=`)."""
-        # Push the name back: the token stream is a generator, so chain it in front.
-        self.tokens = itertools.chain([self.tok], self.tokens)
-        self.next_token = self.tokens.__next__
+        self.tokens.push(self.tok)
         self.tok = name_tok
         return self._expression(depth + 1)
 
@@ -760,6 +777,10 @@ class _Parser:
         """(operands, static params) for this signature, or the _Failure to fit it."""
         name = signature.name
         params = signature.params
+        if (not keywords and len(positional) == len(params)
+                and all(p.kind is ParamKind.TENSOR and not p.varargs and not p.keyword_only for p in params)
+                and all(raw[0] == "expr" and not isinstance(raw[1], _Tuple) for raw in positional)):
+            return tuple(raw[1] for raw in positional), ()  # the common case: tensors by position
         hint = f"{'the receiver counts: ' if method else ''}{signature}"
         values: dict[str, tuple[Param, object]] = {}
         slots = [p for p in params if not p.keyword_only]

@@ -136,6 +136,7 @@ SPECIAL = {
         ("x @ n.reshape(2, 3, 2) + A.reshape(2, 1, 3) @ x",
          {"x": X, "A": A, "n": [[0.4, -1.2], [0.9, 0.35], [0.6, -0.45], [1.1, 0.2], [-0.3, 0.75], [0.5, 1.5]]})],
     # -- section rows/nn.py (new entries here)
+    "where_method": [("x.where(x > 0.5, z)", {"x": X, "z": Z})],
     # activations with their number parameters, each side of their kinks (none at a kink)
     "leaky_relu": [("leaky_relu(x)", {"x": SIGNED}), ("F.leaky_relu(x, negative_slope=0.2)", {"x": SIGNED})],
     "elu": [("elu(x)", {"x": SIGNED}), ("elu(x, 0.5)", {"x": SIGNED})],

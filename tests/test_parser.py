@@ -341,6 +341,8 @@ def test_long_method_chain_does_not_recurse():
 @pytest.mark.parametrize("name", sorted(ops.FUNCTIONS))
 def test_every_function_of_the_table(name):
     call = sample_call(name)
+    if name in ops.VOCABULARY.methods:  # a method of its own signature (x.where(c, y) is where(c, x, y))
+        return
     parsed = parse(f"b = {call}").statements[0].value
     assert parsed.op == ops.VOCABULARY.functions[name][0].op
     first = ops.VOCABULARY.functions[name][0].params[0]
@@ -377,7 +379,7 @@ FIXED = sorted(name for name, sigs in ops.VOCABULARY.functions.items()
                                          and not p.varargs and not p.keyword_only for p in sigs[0].params))
 
 
-@pytest.mark.parametrize("name", FIXED)
+@pytest.mark.parametrize("name", [n for n in FIXED if n not in ops.VOCABULARY.methods])
 def test_every_function_checks_its_arity(name):
     arity = len(ops.VOCABULARY.functions[name][0].params)
     e = error(f"y = {name}({', '.join(['x'] * (arity + 1))})")

@@ -130,6 +130,7 @@ ORACLE_OPS: dict[str, OracleOp] = {
     "mm": OracleOp(torch.mm, tensor_args=True),
     "bmm": OracleOp(torch.bmm, tensor_args=True),
     # -- section rows/nn.py (new entries here)
+    "where_method": OracleOp(lambda x, c, y: x.where(c, y)),
     "softplus_beta": OracleOp(lambda t, beta, threshold: torch.nn.functional.softplus(t, beta, threshold)),
     "add_alpha": OracleOp(lambda a, b, alpha: torch.add(a, b, alpha=alpha)),
     "sub_alpha": OracleOp(lambda a, b, alpha: torch.sub(a, b, alpha=alpha)),

@@ -742,7 +742,9 @@ class _Parser:
         `prefix` is the module path written before f (`torch.`, `torch.nn.functional.`)."""
         name = name_tok[1]
         overloads = self.functions.get(name)
-        if overloads is None and name in self.methods and (receiver is not None or prefix == "torch."):
+        if name in self.methods and receiver is not None:  # a method's own signature first (x.where)
+            overloads = self.methods[name] + (overloads or ())
+        elif overloads is None and name in self.methods and prefix == "torch.":
             overloads = self.methods[name]
         if overloads is None:
             self._unknown_function(name_tok, method=receiver is not None, prefix=prefix)
@@ -753,11 +755,13 @@ class _Parser:
         # `F.sum()`, which F.sum cannot mean, is the method of a tensor F.
         functional = (isinstance(receiver, Name) and receiver.id == "F" and not self.f_is_a_tensor
                       and name in self.functions)
-        tries = [positional] if receiver is None else [[("expr", receiver, name_tok), *positional]]
+        # (arguments as written, the overloads that take them): a method's own signatures first
+        tries = [(positional, overloads)] if receiver is None else [([("expr", receiver, name_tok), *positional],
+                                                                      overloads)]
         if functional:
-            tries.insert(0, positional)
+            tries.insert(0, (positional, self.functions[name]))
         failures: list[_Failure] = []
-        for signature, args_written in ((s, p) for p in tries for s in overloads):
+        for signature, args_written in ((s, p) for p, sigs in tries for s in sigs):
             bound = self._bind(signature, args_written, keywords, name_tok, args_written is not positional)
             if isinstance(bound, _Failure):
                 failures.append(bound)

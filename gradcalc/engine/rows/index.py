@@ -100,6 +100,7 @@ ROWS: dict = {
     'eq': 'nn',
     'ne': 'nn',
     'where': 'nn',
+    'where_method': 'nn',
     'masked_fill': 'nn',
     'mse_loss': 'losses',
     'l1_loss': 'losses',
@@ -283,6 +284,7 @@ METHODS: dict = {
     'eq': ('nn',),
     'ne': ('nn',),
     'not_equal': ('nn',),
+    'where': ('nn',),
 }
 ATTRIBUTES: dict = {
     'T': ('T', 'shapes'),

@@ -699,6 +699,10 @@ _SELECTIONS: tuple[Op, ...] = (
                                   "tensor, but got a tensor with dtype {dtype}"),
        signature=(Param("condition", ParamKind.TENSOR), INPUT,
                                               Param("other", ParamKind.TENSOR))),
+    # x.where(condition, other) is torch.where(condition, x, other): the receiver is the input
+    Op("where_method", 3, lambda x, c, y: _where_forward(c, x, y), None, kind=Kind.LINALG, function=False,
+       aliases=("where",), internal=True, lower=lambda kinds, shapes: ("where", (1, 0, 2)),
+       signature=(INPUT, Param("condition", ParamKind.TENSOR), Param("other", ParamKind.TENSOR))),
     # x.masked_fill(mask, value): MaskedFillBackward0, grad.masked_fill(mask, 0)
     Op("masked_fill", 3, _masked_fill_forward, "MaskedFillBackward0",
        form=lambda sp, x, m, v: _piecewise(sp, m, v, x),

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gradcalc.engine.backends import Exact, Floats, backend
+from gradcalc.engine.kernels import infer_size
 from gradcalc.engine.ops import OPS, VOCABULARY, Kind, Op
 from gradcalc.errors import GradcalcError, InputError, MissingInput, ShapeError, TorchError
 from gradcalc.lang import syntax
@@ -338,18 +339,12 @@ def _check_broadcast(shapes: list[tuple[int, ...]]) -> None:
     if all(b == a for b in shapes):  # the common case: nothing to broadcast, nothing bigger
         return
     for b in shapes[1:]:
-        ndim = max(len(a), len(b))
-        for i in range(ndim - 1, -1, -1):
-            offset = ndim - 1 - i
-            size_a = a[len(a) - 1 - offset] if offset < len(a) else 1
-            size_b = b[len(b) - 1 - offset] if offset < len(b) else 1
-            if size_a != size_b and size_a != 1 and size_b != 1:
-                raise ShapeError(
-                    f"The size of tensor a ({size_a}) must match the size of tensor b ({size_b}) "
-                    f"at non-singleton dimension {i}",
-                    hint=f"shapes {_shape_text(a)} and {_shape_text(b)} do not broadcast: sizes must "
-                         "match or be 1, aligned from the right")
-        a = np.broadcast_shapes(a, b)
+        try:
+            a = infer_size(a, b)
+        except ShapeError as error:
+            error.hint = (f"shapes {_shape_text(a)} and {_shape_text(b)} do not broadcast: sizes must "
+                          "match or be 1, aligned from the right")
+            raise
     _check_size(a)
 
 

@@ -233,3 +233,21 @@ def fma(a, b, c):
     dtype = np.result_type(*arrays)
     x, y, z = (np.asarray(v, dtype=dtype) for v in (a, b, c))
     return fma_in(x, y, z, dtype)
+
+
+def infer_size(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape two shapes broadcast to, or torch's infer_size error (it compares from the
+    last dimension, and names the first mismatch it meets so)."""
+    from gradcalc.errors import ShapeError
+
+    ndim = max(len(a), len(b))
+    shape = []
+    for i in range(ndim - 1, -1, -1):
+        offset = ndim - 1 - i
+        size_a = a[len(a) - 1 - offset] if offset < len(a) else 1
+        size_b = b[len(b) - 1 - offset] if offset < len(b) else 1
+        if size_a != size_b and size_a != 1 and size_b != 1:
+            raise ShapeError(f"The size of tensor a ({size_a}) must match the size of tensor b ({size_b}) "
+                             f"at non-singleton dimension {i}")
+        shape.append(size_a if size_b == 1 else size_b)
+    return tuple(reversed(shape))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gradcalc.engine.kernels import LIBM, vector_lanes
+from gradcalc.engine.kernels import LIBM, infer_size, vector_lanes
 from gradcalc.engine.summation import torch_sum
 from gradcalc.errors import InputError, ShapeError, TorchError
 
@@ -647,19 +647,9 @@ def tensors_only(name: str, kinds: tuple[bool, ...]) -> None:
 
 def broadcast_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
     """torch.broadcast_tensors(input, target)'s shape, or torch's infer_size error."""
-    ndim = max(len(a), len(b))
-    shape = []
-    for i in range(ndim - 1, -1, -1):
-        offset = ndim - 1 - i
-        size_a = a[len(a) - 1 - offset] if offset < len(a) else 1
-        size_b = b[len(b) - 1 - offset] if offset < len(b) else 1
-        if size_a != size_b and size_a != 1 and size_b != 1:
-            raise ShapeError(f"The size of tensor a ({size_a}) must match the size of tensor b ({size_b}) "
-                             f"at non-singleton dimension {i}")
-        shape.append(size_a if size_b == 1 else size_b)
     from gradcalc.lang.values import MAX_ELEMENTS
 
-    result = tuple(reversed(shape))
+    result = infer_size(a, b)
     if math.prod(result) > MAX_ELEMENTS:
         raise ShapeError(f"the result would have {math.prod(result):,} elements; the limit is {MAX_ELEMENTS:,}")
     return result

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from gradcalc.engine.kernels import infer_size
 from gradcalc.engine.summation import torch_sum
 from gradcalc.errors import ShapeError
 
@@ -352,17 +353,7 @@ def _matmul(t1: _Operand, t2: _Operand) -> _Operand:
 
 def _broadcast_batch(a, b) -> tuple[int, ...]:
     """torch's infer_size of the batch dims, with its error."""
-    ndim = max(len(a), len(b))
-    out = []
-    for i in range(ndim):
-        offset = ndim - 1 - i
-        size_a = a[len(a) - 1 - offset] if offset < len(a) else 1
-        size_b = b[len(b) - 1 - offset] if offset < len(b) else 1
-        if size_a != size_b and size_a != 1 and size_b != 1:
-            raise ShapeError(f"The size of tensor a ({size_a}) must match the size of tensor b ({size_b}) "
-                             f"at non-singleton dimension {i}")
-        out.append(size_b if size_a == 1 else size_a)
-    return tuple(out)
+    return infer_size(tuple(a), tuple(b))
 
 
 def mm_forward(a, b):

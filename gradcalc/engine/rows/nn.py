@@ -22,9 +22,9 @@ import numpy as np
 
 from gradcalc.engine import dim_kernels
 from gradcalc.engine.formula import call, where
-from gradcalc.engine.kernels import LIBM, erf, fma, sleef_tanh, vector_lane_mask
+from gradcalc.engine.kernels import LIBM, erf, fma, infer_size, sleef_tanh, vector_lane_mask
 from gradcalc.engine.row import Kind, Op, SecondOrder
-from gradcalc.errors import InputError, ShapeError, TorchError
+from gradcalc.errors import InputError, TorchError
 from gradcalc.lang.syntax import Param, ParamKind
 
 INPUT = Param("input", ParamKind.TENSOR)
@@ -616,15 +616,7 @@ def _broadcast_check(shapes, **params):
     """torch's infer_size error, as the graph gives it for the elementwise ops."""
     if len(shapes) < 2 or shapes[0] == shapes[1]:
         return
-    a, b = shapes[0], shapes[1]
-    ndim = max(len(a), len(b))
-    for i in range(ndim - 1, -1, -1):
-        offset = ndim - 1 - i
-        size_a = a[len(a) - 1 - offset] if offset < len(a) else 1
-        size_b = b[len(b) - 1 - offset] if offset < len(b) else 1
-        if size_a != size_b and size_a != 1 and size_b != 1:
-            raise ShapeError(f"The size of tensor a ({size_a}) must match the size of tensor b ({size_b}) "
-                             f"at non-singleton dimension {i}")
+    infer_size(shapes[0], shapes[1])
 
 
 def _bool_result(dtypes, float_dtype, **params):

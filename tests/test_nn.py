@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from gradcalc.api import evaluate, parse
 from gradcalc.cli import app
 from gradcalc.engine.grad_fns import grad_graph
+from gradcalc.engine.kernels import cpu_capability
 from gradcalc.engine.ops import OPS
 from gradcalc.errors import GradcalcError
 
@@ -212,8 +213,10 @@ def test_gelu_tanh_in_vector_lanes(dtype):
     x = torch_leaf(values, dtype)
     b = F.gelu(x, approximate="tanh")
     backward(b)
-    # 1 + tanh cancels near x = -2: a libm's last ulp there is many of the result's
-    assert_matches(graph, "b", b, value_ulps=16, grad_ulps=16, grad_of=x)
+    # 1 + tanh cancels near x = -2: a libm's last ulp there is many of the result's (more in
+    # torch's default build, which rounds the inner polynomial twice, with no FMA)
+    bound = 128 if cpu_capability() == "default" else 16
+    assert_matches(graph, "b", b, value_ulps=bound, grad_ulps=bound, grad_of=x)
     assert np.array_equal(graph.bindings["b"].value[200:202], b.detach().numpy()[200:202])   # -0. where Sleef saturates
 
 

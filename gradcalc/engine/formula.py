@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from gradcalc.engine.kernels import LIBM, erf, float32_scalar, fma, lanes_of, sleef_tanh, torch_sign
+from gradcalc.engine.kernels import LIBM, erf, float32_scalar, kernel_fma, lanes_of, sleef_tanh, torch_sign
 
 # -- building trees -----------------------------------------------------------------------
 
@@ -152,7 +152,7 @@ FUNCTIONS: dict[str, Function] = {
     # threshold below the point where tanh rounds to +-1)
     "tanh_lanes512": Function(sleef_tanh, lambda sp: sp.tanh, lambda v, x: (1 - v * v,)),
     # a * b + c rounded once: torch's vec::fmadd
-    "fma": Function(fma, lambda sp: lambda a, b, c: a * b + c, lambda v, a, b, c: (b, a, lift(1))),
+    "fma": Function(kernel_fma, lambda sp: lambda a, b, c: a * b + c, lambda v, a, b, c: (b, a, lift(1))),
 }
 
 COMPARISONS = {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal,

@@ -161,10 +161,10 @@ _SLEEF_TANH_ONE = {4: 8.664339742, 8: 18.714973875}
 def sleef_tanh(x):
     """tanh as a kernel built for AVX-512 computes it: Sleef's in vector lanes, which is +-1
     for |x| > 8.664339742 (float32) or 18.714973875 (float64); the C library's (correctly
-    rounded, or nearly) in the scalar tail."""
+    rounded, or nearly) in the scalar tail, and everywhere in the default build (no Sleef)."""
     value = LIBM["tanh"](x)
     x = np.asarray(x)
-    if x.dtype.kind != "f" or x.ndim == 0:
+    if x.dtype.kind != "f" or x.ndim == 0 or cpu_capability() == "default":
         return value
     saturated = (np.abs(x) > _SLEEF_TANH_ONE[x.dtype.itemsize]) & vector_lane_mask(x.shape, x.dtype, avx512=True)
     return np.where(saturated, np.sign(x).astype(x.dtype), value)
@@ -251,3 +251,22 @@ def infer_size(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
                              f"at non-singleton dimension {i}")
         shape.append(size_a if size_b == 1 else size_b)
     return tuple(reversed(shape))
+
+
+def kernel_fma(a, b, c):
+    """a * b + c as torch's elementwise kernels compute it: one rounding (vec::fmadd, or the
+    compiler's contraction of the scalar loop) in the kernels built for AVX2 and AVX-512; two
+    in the default build, whose baseline x86-64 has no FMA instruction."""
+    if cpu_capability() == "default":
+        return a * b + c
+    return fma(a, b, c)
+
+
+def kernel_fma_in(a, b, c, dtype: np.dtype) -> np.ndarray:
+    """fma_in as torch's kernels compute it: fused in the AVX2/AVX-512 builds, `a * b + c`
+    rounded twice (in `dtype`) in the default build."""
+    if cpu_capability() == "default":
+        with np.errstate(all="ignore"):
+            x, y, z = (np.asarray(v, dtype=dtype) for v in (a, b, c))
+            return np.asarray(x * y + z, dtype=dtype)
+    return fma_in(a, b, c, dtype)

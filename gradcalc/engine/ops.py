@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 import numpy as np
 
 from gradcalc.engine.formula import call, const, where
-from gradcalc.engine.kernels import LIBM, erf, fma, torch_pow, torch_sign, vector_lanes
+from gradcalc.engine.kernels import LIBM, erf, kernel_fma, torch_pow, torch_sign, vector_lanes
 from gradcalc.engine.row import GradFnName, Kind, Lowering, Op, SecondOrder
 from gradcalc.engine.rows import index
 from gradcalc.lang.syntax import Param, ParamKind, Signature, Vocabulary
@@ -134,7 +134,7 @@ def _add_alpha(a, b, alpha, sign=1):
     if dtype.kind != "f":
         return np.asarray(a) + sign * np.asarray(alpha) * np.asarray(b)
     a_, b_, alpha_ = (np.asarray(v, dtype=dtype) for v in (a, b, sign * np.asarray(alpha)))
-    fused = fma(b_, alpha_, a_)
+    fused = kernel_fma(b_, alpha_, a_)
     if np.ndim(b) or np.ndim(a) == 0:
         return fused
     shape = np.shape(a)

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from gradcalc.engine.kernels import fma_in
+from gradcalc.engine.kernels import kernel_fma_in
 from gradcalc.engine.row import Kind, Op
 from gradcalc.errors import InputError, ShapeError, TorchError
 from gradcalc.lang.syntax import Param, ParamKind
@@ -144,14 +144,14 @@ def _arange_part(start, step, begin: int, end: int, dtype: np.dtype) -> np.ndarr
     out = np.empty(end - begin, dtype=dtype)
     if vector > begin:
         firsts = np.arange(begin, vector, lanes, dtype=np.float64)
-        base = fma_in(step, firsts, start, np.dtype(np.float64))
+        base = kernel_fma_in(step, firsts, start, np.dtype(np.float64))
         base = base.astype(dtype).astype(np.float64)  # Vectorized<scalar_t>::arange(scalar_t base, ...)
         k = np.arange(lanes, dtype=np.float64)
-        lanes_values = fma_in(k[None, :], step, base[:, None], np.dtype(np.float64))
+        lanes_values = kernel_fma_in(k[None, :], step, base[:, None], np.dtype(np.float64))
         lanes_values[:, 0] = base
         out[:vector - begin] = lanes_values.reshape(-1).astype(dtype)  # double, then rounded to the dtype
     tail = np.arange(vector, end, dtype=np.float64)
-    out[vector - begin:] = fma_in(step, tail, start, np.dtype(np.float64)).astype(dtype)
+    out[vector - begin:] = kernel_fma_in(step, tail, start, np.dtype(np.float64)).astype(dtype)
     return out
 
 
@@ -184,8 +184,8 @@ def linspace_values(start, end, steps: int, dtype: np.dtype) -> np.ndarray:
         step = (e - s) / dtype.type(steps - 1)
     half = steps // 2
     i = np.arange(steps, dtype=np.int64)
-    return np.concatenate([fma_in(step, i[:half].astype(dtype), s, dtype),
-                           fma_in(-step, (steps - i[half:] - 1).astype(dtype), e, dtype)])
+    return np.concatenate([kernel_fma_in(step, i[:half].astype(dtype), s, dtype),
+                           kernel_fma_in(-step, (steps - i[half:] - 1).astype(dtype), e, dtype)])
 
 
 def _linspace_forward(start, end, *, float_dtype, steps, **params) -> np.ndarray:

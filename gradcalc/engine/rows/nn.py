@@ -22,7 +22,7 @@ import numpy as np
 
 from gradcalc.engine import dim_kernels
 from gradcalc.engine.formula import call, where
-from gradcalc.engine.kernels import LIBM, erf, fma, infer_size, sleef_tanh, vector_lane_mask
+from gradcalc.engine.kernels import LIBM, erf, infer_size, kernel_fma, sleef_tanh, vector_lane_mask
 from gradcalc.engine.row import Kind, Op, SecondOrder
 from gradcalc.errors import InputError, TorchError
 from gradcalc.lang.syntax import Param, ParamKind
@@ -132,7 +132,7 @@ def _gelu_tanh_forward(x):
     x + kKappa * x**3 an FMA (contracted in the scalar loop as in the vector one)."""
     dtype = _dtype_of(x)
     beta, kappa = np.asarray(_GELU_BETA, dtype=dtype), np.asarray(_GELU_KAPPA, dtype=dtype)
-    inner = beta * fma(kappa, x * x * x, x)
+    inner = beta * kernel_fma(kappa, x * x * x, x)
     return np.asarray(0.5, dtype=dtype) * x * (1 + sleef_tanh(inner))
 
 

@@ -4,7 +4,10 @@ Every test runs the same program twice: through gradcalc, and as the PyTorch pro
 stands for (`torch_oracle`). Everything is compared: each name's data, grad, requires_grad,
 is_leaf and grad_fn, and the `--format torch` text byte for byte.
 
-Random programs: `GRADCALC_DIFF_EXAMPLES` (default 300) sets the number of examples;
+Random programs mix the elementwise rows with the rows that take static arguments (dims,
+keepdim, indices and slices, sizes, keyword parameters, reduction=); the generator states each
+expression's shape, and the test checks those against torch's too.
+`GRADCALC_DIFF_EXAMPLES` (default 500) sets the number of examples;
 `GRADCALC_DIFF_SURVEY=FILE` logs every disagreement (and every tolerated difference) to FILE
 as JSON lines and carries on, instead of failing at the first, to survey a large run;
 `GRADCALC_DIFF_RANDOM=1` turns derandomisation off (then `--hypothesis-seed=N` picks a run).
@@ -17,6 +20,7 @@ import math
 import os
 import subprocess
 import sys
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +29,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
-from torch_oracle import ORACLE_OPS, OracleResult, run_torch, torch_repr
+from torch_oracle import ORACLE_OPS, TORCH_DTYPES, OracleResult, run_torch, torch_repr
+from torch_oracle import _run_statements as run_statements
 
 from gradcalc.api import evaluate, parse
 from gradcalc.engine.graph import Const, Node
@@ -401,8 +406,10 @@ class GenOp:
     statics: str = ""
     # Operands written as keywords, by position (None: by position): clamp(x, max=y).
     keywords: tuple[str | None, ...] = ()
-    # Drawn by the random program generator (rows whose result shape depends on static
-    # arguments, and constructors, are tested by the grids and their own files instead).
+    # Drawn by the generator's generic path, as `spellings`, `written` and `statics` say. The
+    # rows whose static arguments the generator draws itself (a dim, an index, a size ...) are
+    # False here: _Gen's methods named in STATIC_CALLS write them (the fixed `statics` here are
+    # the grids'); constructors are tested by their own files.
     random: bool = True
 
     def arg_kinds(self) -> tuple[str, ...]:
@@ -469,8 +476,8 @@ GEN_OPS: dict[str, GenOp] = {
     "detach": _fn(kind="detach"),
     # -- section rows/reductions.py (new entries here)
     # Rows the generator can write as `name(x)` / `x.name()` (every dim). The overloads with a
-    # dim (sum_dim, max_dim, ..., cumsum: `call_as` rows and required dims) and argmax/argmin
-    # (Kind.NONDIFF) need the generator to write static arguments first.
+    # dim (sum_dim, max_dim, ..., cumsum: `call_as` rows and required dims) are written by
+    # _Gen.reduce_dim and _Gen.scan; argmax (Kind.NONDIFF) as cross_entropy's class targets.
     # (torch's amax, var ... of a Python number is a TypeError: a tensor operand, always)
     "amax": _fn(kind="reduction", args=("tensor",)),
     "amin": _fn(kind="reduction", args=("tensor",)),
@@ -524,9 +531,11 @@ GEN_OPS: dict[str, GenOp] = {
            ("tril", (("call",), ("method",)), "torch.tril(torch.outer", ", x)).sum("),
            ("triu", (("call",), ("method",)), "torch.triu(torch.outer", ", x), 1).sum("))},
     # -- section rows/nn.py (new entries here)
-    # Rows the generator writes as `name(x, ...)` with numbers where torch takes numbers. Not
-    # here: the rows written with a keyword operand (x.add(y, alpha=2), x.sub(y, alpha=2),
-    # x.clamp(max=y)) and normalize (its eps after static arguments): no spelling writes them.
+    # Rows the generator writes as `name(x, ...)` with numbers where torch takes numbers, by
+    # position or as keywords (`negative_slope=0.2`; _Gen.operand_keywords); the keyword
+    # operands of add_alpha, sub_alpha and clamp_upper (x.add(y, alpha=2), x.clamp(max=y)).
+    # normalize, softmax, log_softmax, gelu's approximate, where, masked_fill and the
+    # comparisons (a condition or a mask) are written by _Gen.nn_statics, .scan and .where.
     "leaky_relu": _fn(2, args=("tensor", "number"), edges=(0.0, -0.0)),
     "elu": _fn(2, args=("tensor", "number"), edges=(0.0, -0.0, -90.0, 1e-8, -1e-8)),
     "selu": _fn(edges=(0.0, -0.0, -90.0, 1e-8, -1e-8)),
@@ -546,12 +555,12 @@ GEN_OPS: dict[str, GenOp] = {
     # overloads and rows with static arguments, as the grids write them
     "softplus_beta": GenOp(3, "elementwise", (("call",),), ("tensor", "number", "number"), (20.0, 21.0, -90.0),
                            written="softplus"),
-    "clamp_upper": GenOp(2, "elementwise", (("call",),), ("tensor", "any"), (0.0, -0.0), written="clamp",
-                         keywords=(None, "max"), random=False),
-    "add_alpha": GenOp(3, "elementwise", (("call",),), ("tensor", "any", "number"), written="torch.add",
-                       keywords=(None, None, "alpha"), random=False),
-    "sub_alpha": GenOp(3, "elementwise", (("call",),), ("tensor", "any", "number"), written="torch.sub",
-                       keywords=(None, None, "alpha"), random=False),
+    "clamp_upper": GenOp(2, "elementwise", (("call",), ("method",)), ("tensor", "any"), (0.0, -0.0),
+                         written="clamp", keywords=(None, "max")),
+    "add_alpha": GenOp(3, "elementwise", (("call",), ("method",)), ("tensor", "any", "number"), written="torch.add",
+                       keywords=(None, None, "alpha")),
+    "sub_alpha": GenOp(3, "elementwise", (("call",), ("method",)), ("tensor", "any", "number"), written="torch.sub",
+                       keywords=(None, None, "alpha")),
     "normalize": GenOp(2, "linalg", (("call",),), ("tensor", "number"), written="normalize",
                        keywords=(None, "eps"), statics=", dim=0).sum(", random=False),
     "clamp_lower": GenOp(2, "elementwise", (("call",),), ("tensor", "any"), (0.0, -0.0), written="clamp"),
@@ -1057,27 +1066,210 @@ def array_of(shape, elements):
         lambda xs: np.array(xs, dtype=np.float64).reshape(shape))
 
 
-# A generated expression: ("num", text) | ("name", id) | ("call", op, spelling, args).
-# Its info: shape (tuple, "num" for a Python number, "err" once shapes stop broadcasting)
-# and whether it requires grad.
+# A generated expression: ("num", text) | ("name", id) | ("call", op, spelling, args[, spelled]).
+# Its info: shape (tuple, "num" for a Python number, "err" where torch raises: shapes that stop
+# broadcasting, a dim out of range, an index out of bounds ...) and whether it requires grad.
+# The shapes are the generator's own rules (the test checks them against torch's results).
 
 
 @dataclass
 class Info:
     shape: Any
     rg: bool
+    # int64 (max(x, 0).indices): the statement's result only, never an operand of the generator's
+    # (see the INT64_OPERANDS comment)
+    integer: bool = False
+
+
+@dataclass(frozen=True)
+class Spelled:
+    """How one generated call is written where GEN_OPS's spelling is not enough, and what the
+    parser binds for it (for `structure`).
+
+    `name`: the callee as written (`torch.sum`, `F.softmax`, `sum`; a method's or an
+    attribute's name is its last part). `statics`: the text after the operands (`, 0,
+    keepdim=True`), or a subscript's items. `params`: the static arguments written, by name
+    (the others are the row's defaults). `keywords`: the operands written as keywords, by
+    position (None: by position). `suffix`: after the call's parentheses (`.values`).
+    """
+
+    name: str
+    statics: str = ""
+    params: tuple = ()
+    keywords: tuple = ()
+    suffix: str = ""
+
+
+OMIT = object()      # a static argument left at its default
+BAD = 2              # per cent of static arguments drawn invalid on purpose (torch's errors)
+STATIC_SHARE = 40    # per cent of calls that are rows with static arguments
+# Operand names of rows without a signature, for keyword operands (clamp(x, min=-1, max=1)).
+OPERAND_NAMES = {"clamp": ("input", "min", "max")}
+
+
+def _chance(draw, percent: int) -> bool:
+    return draw(st.integers(0, 99)) < percent
+
+
+def _static_text(value, draw) -> str:
+    """A static argument as a program writes it: 0, True, 'sum' or "sum", (0, 1) or [0, 1]."""
+    if isinstance(value, str):
+        return repr(value) if draw(st.booleans()) else f'"{value}"'
+    if isinstance(value, tuple):
+        assert value, "an empty tuple: gradcalc's parser takes no `()`"
+        items = [_static_text(v, draw) for v in value]
+        if _chance(draw, 25):
+            return "[" + ", ".join(items) + "]"
+        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+    return repr(value)
+
+
+def _slice_text(item) -> str:
+    if item is None:
+        return "None"
+    if isinstance(item, int):
+        return str(item)
+    text = ("" if item.start is None else str(item.start)) + ":" + ("" if item.stop is None else str(item.stop))
+    return text if item.step is None else f"{text}:{item.step}"
+
+
+def _axis(d: int, n: int) -> int | None:
+    """Dim d of a tensor with n dims (n >= 1; a 0-d tensor's dims are those of n = 1) as an
+    index, None where torch says "Dimension out of range"."""
+    return d % n if -n <= d < n else None
+
+
+def _axes(dims: tuple, rank: int) -> list[int] | None:
+    """Distinct dims as indices, None where one is out of range or two are the same."""
+    axes = [_axis(d, max(rank, 1)) for d in dims]
+    return None if None in axes or len(set(axes)) < len(axes) else axes
+
+
+def _reduced_shape(shape, dims: tuple, keepdim: bool, nonempty: bool = False):
+    """Reduced along dims: those dims dropped (or 1 with keepdim); a 0-d tensor stays 0-d.
+    `nonempty`: max, min, amax, amin of an empty dim are torch's errors."""
+    axes = _axes(dims, len(shape))
+    if axes is None:
+        return "err"
+    if not shape:
+        return ()
+    if nonempty and any(shape[a] == 0 for a in axes):
+        return "err"
+    return tuple(1 if i in axes else n for i, n in enumerate(shape) if keepdim or i not in axes)
+
+
+def _indexed_shape(shape, items: tuple):
+    """x[items]: an int drops its dim, a slice keeps what it selects, None inserts a 1."""
+    if sum(item is not None for item in items) > len(shape):
+        return "err"   # too many indices, or any index of a 0-d tensor
+    out, k = [], 0
+    for item in items:
+        if item is None:
+            out.append(1)
+            continue
+        n = shape[k]
+        k += 1
+        if isinstance(item, int):
+            if not -n <= item < n:
+                return "err"
+        elif item.step is not None and item.step <= 0:
+            return "err"   # torch: "step must be greater than zero"
+        else:
+            out.append(len(range(*slice(item.start, item.stop, item.step).indices(n))))
+    return tuple(out) + tuple(shape[k:])
+
+
+def _reshaped(shape, size: tuple):
+    numel = math.prod(shape)
+    if size.count(-1) > 1:
+        return "err"
+    known = math.prod(s for s in size if s != -1)
+    if -1 in size:
+        if known == 0 or numel % known:
+            return "err"
+        return tuple(numel // known if s == -1 else s for s in size)
+    return tuple(size) if known == numel else "err"
+
+
+def _expanded(shape, size: tuple):
+    lead = len(size) - len(shape)
+    if lead < 0 or any(s < 0 for s in size[:lead]):
+        return "err"
+    out = list(size[:lead])
+    for old, new in zip(shape, size[lead:]):
+        if new == -1 or new == old:
+            out.append(old)
+        elif old == 1 and new >= 0:
+            out.append(new)
+        else:
+            return "err"
+    return tuple(out)
+
+
+def _broadcast(*shapes):
+    shapes = [s for s in shapes if s != "num"]
+    if "err" in shapes:
+        return "err"
+    if not shapes:
+        return "num"
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        return "err"
+
+
+def _joined(op: str, shapes: list, d: int):
+    """torch.cat / torch.stack of tensors of these shapes along d."""
+    if op == "stack":
+        if any(s != shapes[0] for s in shapes):
+            return "err"
+        axis = _axis(d, len(shapes[0]) + 1)
+        return "err" if axis is None else shapes[0][:axis] + (len(shapes),) + shapes[0][axis:]
+    if any(len(s) == 0 for s in shapes):
+        return "err"   # "zero-dimensional tensor (at position 0) cannot be concatenated"
+    kept = [s for s in shapes if s != (0,)] or [(0,)]   # torch's legacy: 1-d empty tensors are skipped
+    rank = len(kept[0])
+    axis = _axis(d, rank)
+    if axis is None or any(len(s) != rank or s[:axis] + s[axis + 1:] != kept[0][:axis] + kept[0][axis + 1:]
+                           for s in kept):
+        return "err"
+    return kept[0][:axis] + (sum(s[axis] for s in kept),) + kept[0][axis + 1:]
+
+
+def _product_shape(op: str, a: tuple, b: tuple):
+    """matmul's, dot's, mv's, mm's, bmm's and outer's shape (the ranks each takes, else "err")."""
+    ranks = {"dot": (1, 1), "mv": (2, 1), "mm": (2, 2), "bmm": (3, 3), "outer": (1, 1)}
+    if op in ranks and (len(a), len(b)) != ranks[op]:
+        return "err"
+    if op == "outer":
+        return a + b
+    try:
+        return np.matmul(np.zeros(a), np.zeros(b)).shape
+    except ValueError:
+        return "err"
+
+
+def _bound(op: str, given: dict) -> tuple:
+    """A row's static arguments as the parser binds them: those given, the rest its defaults."""
+    signature = OPS[op].signature or ()
+    return tuple((p.name, given[p.name] if p.name in given else p.default) for p in signature if not p.operand)
 
 
 class _Gen:
-    def __init__(self, draw, ops: list[str]):
+    def __init__(self, draw, ops: list[str], dtype: str = "float32"):
         self.draw = draw
         self.ops = ops
+        self.dtype = dtype
         self.env: dict[str, Info] = {}
         self.inputs: dict[str, tuple] = {}
         self.no_grad: list[str] = []
         m = draw(st.sampled_from((1, 2, 3)))
         n = draw(st.sampled_from((1, 2, 3, 4, 9)))
         self.base = (m, n)
+        self.statement_depth = 0   # the depth of the statement's own call: its int64 result may stay
+
+    def chance(self, percent: int) -> bool:
+        return _chance(self.draw, percent)
 
     # -- leaves
 
@@ -1107,7 +1299,7 @@ class _Gen:
         return node, Info("num", False)
 
     def tensor_leaf(self, want_shape=None) -> tuple:
-        names = [n for n, i in self.env.items() if i.shape not in ("num", "err")
+        names = [n for n, i in self.env.items() if i.shape not in ("num", "err") and not i.integer
                  and (want_shape is None or i.shape == want_shape)]
         if names and self.draw(st.integers(0, 99)) < 70:
             name = self.draw(st.sampled_from(names))
@@ -1122,10 +1314,11 @@ class _Gen:
 
     def leaf(self) -> tuple:
         k = self.draw(st.integers(0, 99))
-        if k < 60 and self.env:
-            name = self.draw(st.sampled_from(sorted(self.env)))
+        names = sorted(n for n, i in self.env.items() if not i.integer)
+        if k < 60 and names:
+            name = self.draw(st.sampled_from(names))
             return ("name", name), self.env[name]
-        if k < 82 or not self.env:
+        if k < 82 or not names:
             made = self.new_input()
             if made is not None:
                 return made
@@ -1136,6 +1329,8 @@ class _Gen:
     def expr(self, depth: int) -> tuple:
         if depth <= 0 or self.draw(st.integers(0, 99)) < 30:
             return self.leaf()
+        if self.chance(STATIC_SHARE):
+            return getattr(self, self.draw(st.sampled_from(STATIC_CALLS)))(depth)
         name = self.draw(st.sampled_from(self.ops))
         gen = GEN_OPS[name]
         spelling = self.draw(st.sampled_from(gen.spellings))
@@ -1145,12 +1340,16 @@ class _Gen:
         for kind in gen.arg_kinds():
             if kind == "number":
                 node, info = self.number()
+            elif not args and name in LOSS_FITS:
+                node, info = self.operand(depth, LOSS_FITS[name], always=True)
             else:
                 node, info = self.expr(depth - 1)
                 if kind == "tensor" and info.shape == "num":
                     node, info = self.tensor_leaf() or (node, info)
             args.append(node)
             infos.append(info)
+        if name in LOSS_FITS:
+            args[1], infos[1] = self.class_target(infos[0], args[1], infos[1])
         shape = self.result_shape(gen, infos)
         if shape == "err" and "err" not in [i.shape for i in infos] and self.draw(st.integers(0, 99)) < 70:
             # mostly repair a broadcast failure: the last operand becomes a 0-d tensor or a number
@@ -1160,7 +1359,27 @@ class _Gen:
         if spelling == ("method",) and args[0][0] == "num":
             spelling = ("call",)
         rg = gen.kind != "detach" and any(i.rg for i in infos)
+        keywords = self.operand_keywords(name, gen, spelling)
+        if keywords != gen.keywords:
+            spelled = Spelled(gen.written or name, gen.statics, keywords=keywords)
+            return ("call", name, spelling, tuple(args), spelled), Info(shape, rg)
         return ("call", name, spelling, tuple(args)), Info(shape, rg)
+
+    def operand_keywords(self, name: str, gen: GenOp, spelling) -> tuple:
+        """Operands after the first written as keywords (`negative_slope=0.2`, `min=y`) some of
+        the time, by the names of the row's signature; once one is, the rest are too."""
+        keywords = list(gen.keywords) + [None] * (gen.arity - len(gen.keywords))
+        if spelling[0] not in ("call", "method"):
+            return gen.keywords
+        names = OPERAND_NAMES.get(name) or [p.name for p in OPS[name].signature or () if p.operand]
+        if len(names) != gen.arity:
+            return gen.keywords
+        keyword = False
+        for i in range(1, gen.arity):
+            keyword = keyword or keywords[i] is not None or self.chance(20)
+            if keyword:
+                keywords[i] = names[i]
+        return tuple(keywords) if any(keywords) else gen.keywords
 
     def result_shape(self, gen: GenOp, infos: list[Info]):
         shapes = [i.shape for i in infos if i.shape != "num"]
@@ -1170,10 +1389,7 @@ class _Gen:
             return "num"
         if gen.kind == "reduction":
             return ()
-        try:
-            return tuple(np.broadcast_shapes(*shapes))
-        except ValueError:
-            return "err"
+        return _broadcast(*shapes)
 
     def linalg(self, name: str, gen: GenOp, spelling, depth: int) -> tuple:
         left, linfo = self.expr(depth - 1)
@@ -1191,8 +1407,552 @@ class _Gen:
         if made is None:
             return self.leaf()
         right, rinfo = made
-        shape = np.matmul(np.zeros(linfo.shape), np.zeros(rinfo.shape)).shape
-        return ("call", name, spelling, (left, right)), Info(tuple(shape), linfo.rg or rinfo.rg)
+        return ("call", name, spelling, (left, right)), Info(_product_shape(name, linfo.shape, rinfo.shape),
+                                                             linfo.rg or rinfo.rg)
+
+    # -- rows with static arguments: each draws its arguments for its operand's shape (valid
+    # ones mostly, out of range some of the time: torch's errors), and states its shape
+
+    def operand(self, depth: int, fits=None, shapes=(), always: bool = False) -> tuple:
+        """A tensor operand. Where `fits(shape)` says its rank does not suit the call, mostly (or
+        `always`) a tensor leaf of one of `shapes` (or any) that fits instead; where it is a
+        number, always (the oracle folds a call of numbers alone, `(2).T`, that Python would not run)."""
+        node, info = self.expr(depth - 1)
+        if (fits is not None and isinstance(info.shape, tuple) and not fits(info.shape)
+                and (always or self.chance(100 - BAD))):
+            node, info = self.fitting_leaf(fits, shapes) or (node, info)
+        if info.shape == "num":
+            node, info = self.fitting_leaf(fits, shapes) or self.fitting_leaf() or (node, info)
+        return node, info
+
+    def fitting_leaf(self, fits=None, shapes=()) -> tuple | None:
+        """A name whose shape `fits`, or a new input of one of `shapes` that does."""
+        names = [n for n, i in self.env.items() if isinstance(i.shape, tuple) and not i.integer
+                 and (fits is None or fits(i.shape))]
+        if names and self.chance(70):
+            name = self.draw(st.sampled_from(names))
+            return ("name", name), self.env[name]
+        m, n = self.base
+        shapes = [s for s in (shapes or ((), (n,), (1, n), (m, 1), (m, n))) if fits is None or fits(s)]
+        made = self.new_input(self.draw(st.sampled_from(shapes))) if shapes else None
+        if made is None and names:
+            name = self.draw(st.sampled_from(names))
+            return ("name", name), self.env[name]
+        return made
+
+    def dim(self, shape, extra: int = 0) -> int:
+        """A dim of a tensor of this shape (extra: past the end too, unsqueeze's and stack's)."""
+        n = (len(shape) + extra if extra else max(len(shape), 1)) if isinstance(shape, tuple) else 1
+        if self.chance(BAD):
+            return self.draw(st.sampled_from((n, -n - 1)))
+        return self.draw(st.integers(-n, n - 1))
+
+    def dims(self, shape, count: int) -> tuple:
+        """`count` distinct dims (the same one twice, some of the time)."""
+        rank = len(shape) if isinstance(shape, tuple) else 1
+        if count > max(rank, 1) or self.chance(BAD):
+            return tuple(self.dim(shape) for _ in range(count))
+        axes = self.draw(st.permutations(range(max(rank, 1))))[:count]
+        return tuple(a - max(rank, 1) if self.chance(30) else a for a in axes)
+
+    def keepdim(self):
+        value = self.draw(st.booleans())
+        return OMIT if not value and self.chance(40) else value
+
+    def statics(self, items, keyword_only=(), keywords: int = 25) -> tuple[str, dict]:
+        """Static arguments after the operands: `, 0, keepdim=True`. `items`: (name, value) in
+        the signature's order, OMIT for one left at its default; once one is written as a
+        keyword (by chance, keyword-only, or after one left out), the rest are too."""
+        text, given, keyword = "", {}, False
+        for name, value in items:
+            if value is OMIT:
+                keyword = True
+                continue
+            keyword = keyword or name in keyword_only or self.chance(keywords)
+            given[name] = value
+            written = _static_text(value, self.draw)
+            text += f", {name}={written}" if keyword else f", {written}"
+        return text, given
+
+    def sizes(self, values: tuple, method: bool) -> str:
+        """A list of sizes or dims: as separate arguments of a method (x.view(2, -1)), or a tuple."""
+        if method and values and self.chance(60):
+            return ", " + ", ".join(str(v) for v in values)
+        return ", " + _static_text(tuple(values), self.draw)
+
+    def call(self, op: str, names: tuple, args: tuple, statics: str, given: dict, shape, rg: bool, *,
+             method: bool = True, function: bool = True, keywords: tuple = (), suffix: str = "") -> tuple:
+        """The call written as one of `names` or as a method (its name the last part of names[0])."""
+        forms = ([("call", n) for n in names] if function else []) + ([("method", names[0])] if method else [])
+        form, name = self.draw(st.sampled_from(forms))
+        spelled = Spelled(name, statics, tuple(given.items()), keywords, suffix)
+        return ("call", op, (form,), tuple(args), spelled), Info(shape, rg)
+
+    def reduce_dim(self, depth: int) -> tuple:
+        row = self.draw(st.sampled_from(sorted(REDUCE_DIM)))
+        node, info = self.operand(depth)
+        if row in NOT_OF_0D and info.shape == ():
+            node, info = self.fitting_leaf(lambda s: len(s) >= 1) or (node, info)
+            if info.shape == ():
+                row = "prod_dim"
+        names, tuples, nonempty = REDUCE_DIM[row]
+        shape = info.shape
+        rank = len(shape) if isinstance(shape, tuple) else 1
+        if tuples and rank >= 2 and self.chance(25):
+            dim = self.dims(shape, 2)
+        else:
+            dim = self.dim(shape)
+        keepdim = self.keepdim()
+        dims = dim if isinstance(dim, tuple) else (dim,)
+        reduced = _reduced_shape(shape, dims, keepdim is True, nonempty) if isinstance(shape, tuple) else "err"
+        if row in ("amax", "amin") and reduced == "err" and _axes(dims, rank) is not None:
+            # an empty dim, written >= 0: torch's message names the dim as written ("amax():
+            # Expected reduction dim -1 to have non-zero size."), gradcalc's wrapped (dim 1; a
+            # gradcalc bug)
+            dims = tuple(_axes(dims, rank))
+            dim = dims if isinstance(dim, tuple) else dims[0]
+        keyword_only, suffix, op, rg = (), "", row, info.rg
+        if row in ("var", "std"):
+            correction = self.draw(st.sampled_from((OMIT, OMIT, 0, 1, 2)))
+            items = [("dim", dim), ("correction", correction), ("keepdim", keepdim)]
+            keyword_only = ("correction", "keepdim")
+        elif row in ("var_dim_unbiased", "std_dim_unbiased"):
+            items = [("dim", dim), ("unbiased", self.draw(st.booleans())), ("keepdim", keepdim)]
+        elif row == "norm":
+            items = [("p", self.draw(st.sampled_from((OMIT, 2, 1)))), ("dim", dim), ("keepdim", keepdim)]
+        else:
+            items = [("dim", dim), ("keepdim", keepdim)]
+        integer = False
+        if row in ("max_dim", "min_dim"):
+            suffix = ".values"
+            if depth == self.statement_depth and self.chance(15):   # a statement's int64 result
+                suffix, op, rg, integer = ".indices", row + "_indices", False, True
+        statics, given = self.statics(items, keyword_only)
+        node, info = self.call(op, names, (node,), statics, given, reduced, rg, suffix=suffix)
+        return node, Info(info.shape, rg, integer)
+
+    def scan(self, depth: int) -> tuple:
+        """cumsum, cumprod, softmax, log_softmax along a dim: the operand's shape."""
+        row = self.draw(st.sampled_from(sorted(SCANS)))
+        # softmax and log_softmax of tensors without a size-0 dim: along one, gradcalc's grad ends
+        # in a Python IndexError ("index 0 is out of bounds for axis 0 with size 0", nn.py's
+        # _softmax_vjp; a gradcalc bug), torch's is empty
+        fits = (lambda s: 0 not in s) if row in ("softmax", "log_softmax") else None
+        node, info = self.operand(depth, fits, always=True)
+        dim = self.dim(info.shape)
+        shape = info.shape if isinstance(info.shape, tuple) and _axis(dim, max(len(info.shape), 1)) is not None else "err"
+        statics, given = self.statics([("dim", dim)])
+        return self.call(row, SCANS[row], (node,), statics, given, shape, info.rg)
+
+    def subscript(self, depth: int) -> tuple:
+        """x[1], x[1:], x[:, 0], x[::2], x[None], x[-1, 1:3] ..."""
+        node, info = self.operand(depth, lambda s: len(s) >= 1, [(self.base[1],), self.base])
+        shape = info.shape if isinstance(info.shape, tuple) else ()
+        count = self.draw(st.integers(1, max(len(shape), 1)))
+        if self.chance(BAD):
+            count += 1
+        items = []
+        for k in range(count):
+            n = shape[k] if k < len(shape) else 2
+            if self.chance(40):
+                items.append(n if self.chance(BAD) else self.draw(st.integers(-n, max(n - 1, -n))))
+            else:
+                start = self.draw(st.sampled_from((None, None, 0, 1, -1, 2, -2)))
+                stop = self.draw(st.sampled_from((None, None, 1, 2, -1, 3, 10)))
+                step = self.draw(st.sampled_from((None, None, None, 1, 2, 3)))
+                if self.chance(BAD):
+                    step = self.draw(st.sampled_from((0, -1)))
+                items.append(syntax.Slice(start, stop, step))
+        if self.chance(12):
+            items.insert(self.draw(st.integers(0, len(items))), None)
+        items = tuple(items)
+        result = _indexed_shape(shape, items) if isinstance(info.shape, tuple) else "err"
+        spelled = Spelled("", ", ".join(_slice_text(i) for i in items), (("index", items),))
+        return ("call", "index", ("subscript",), (node,), spelled), Info(result, info.rg)
+
+    def select(self, depth: int) -> tuple:
+        node, info = self.operand(depth, lambda s: len(s) >= 1)
+        shape = info.shape
+        dim = self.dim(shape)
+        axis = _axis(dim, max(len(shape), 1)) if isinstance(shape, tuple) else None
+        n = shape[axis] if axis is not None and shape else 1
+        index = n if self.chance(BAD) else self.draw(st.integers(-n, max(n - 1, -n)))
+        result = "err"
+        if axis is not None and shape and -n <= index < n:
+            result = shape[:axis] + shape[axis + 1:]
+        statics, given = self.statics([("dim", dim), ("index", index)])
+        return self.call("select", ("torch.select",), (node,), statics, given, result, info.rg)
+
+    def reshape(self, depth: int) -> tuple:
+        """reshape(-1), view(1, -1), reshape((a, b)) ..., and flatten(start_dim, end_dim)."""
+        node, info = self.operand(depth)
+        shape = info.shape if isinstance(info.shape, tuple) else ()
+        row = self.draw(st.sampled_from(("reshape", "reshape", "view", "flatten")))
+        if row == "flatten":
+            n = max(len(shape), 1)
+            if self.chance(BAD):   # in any order: "flatten() has invalid args: start_dim cannot come after end_dim"
+                start, end = self.dim(shape), self.dim(shape)
+            else:
+                a = self.draw(st.integers(0, n - 1))
+                start, end = (d - n if self.chance(30) else d for d in (a, self.draw(st.integers(a, n - 1))))
+            start = start if self.chance(60) else OMIT
+            end = end if self.chance(40) else OMIT
+            a = 0 if start is OMIT else _axis(start, max(len(shape), 1))
+            b = max(len(shape), 1) - 1 if end is OMIT else _axis(end, max(len(shape), 1))
+            result = "err"
+            if a is not None and b is not None and a <= b:
+                result = shape[:a] + (math.prod(shape[a:b + 1]),) + shape[b + 1:] if shape else (1,)
+            statics, given = self.statics([("start_dim", start), ("end_dim", end)])
+            if not isinstance(info.shape, tuple):
+                result = "err"
+            return self.call("flatten", ("torch.flatten", "flatten"), (node,), statics, given, result, info.rg)
+        numel = math.prod(shape)
+        sizes = [(-1,), (-1,), (numel,), (1, -1), (-1, 1)]
+        sizes += [(a, -1) for a in range(2, numel) if numel % a == 0]
+        sizes += [(a, numel // a) for a in range(2, numel) if numel % a == 0]
+        size = (numel + 1,) if self.chance(BAD) else self.draw(st.sampled_from(sizes))
+        result = _reshaped(shape, size) if isinstance(info.shape, tuple) else "err"
+        given = {"size" if row == "view" else "shape": size}
+        if row == "view" or self.chance(70):
+            spelled = Spelled(row, self.sizes(size, True), tuple(given.items()))
+            return ("call", row, ("method",), (node,), spelled), Info(result, info.rg)
+        spelled = Spelled(self.draw(st.sampled_from(("torch.reshape", "reshape"))),
+                          self.sizes(size, False), tuple(given.items()))
+        return ("call", row, ("call",), (node,), spelled), Info(result, info.rg)
+
+    def transpose(self, depth: int) -> tuple:
+        """t(), .T, .mT, transpose(d0, d1), permute(dims)."""
+        row = self.draw(st.sampled_from(("t", "T", "mT", "transpose", "transpose", "permute")))
+        fits = {"t": lambda s: len(s) <= 2, "mT": lambda s: len(s) != 1, "permute": lambda s: len(s) >= 1}
+        # permute of a tensor with a dim always: gradcalc's parser takes no `()` (x.permute(()))
+        node, info = self.operand(depth, fits.get(row), [self.base, (self.base[1],)], always=row == "permute")
+        shape = info.shape
+        known = isinstance(shape, tuple)
+        if row == "permute" and shape == ():
+            row = "transpose"
+        if row == "T":
+            spelled = Spelled("T")
+            return ("call", "T", ("attribute",), (node,), spelled), Info(shape[::-1] if known else "err", info.rg)
+        if row == "mT":
+            result = "err" if not known or len(shape) == 1 else shape[:-2] + (shape[-1], shape[-2]) if shape else ()
+            return ("call", "mT", ("attribute",), (node,), Spelled("mT")), Info(result, info.rg)
+        if row == "t":
+            result = shape[::-1] if known and len(shape) <= 2 else "err"
+            return self.call("t", ("torch.t", "t"), (node,), "", {}, result, info.rg)
+        if row == "transpose":
+            d0, d1 = self.dim(shape), self.dim(shape)
+            a, b = (_axis(d, max(len(shape), 1)) if known else None for d in (d0, d1))
+            result = "err"
+            if a is not None and b is not None:
+                swapped = list(shape)
+                if shape:
+                    swapped[a], swapped[b] = shape[b], shape[a]
+                result = tuple(swapped)
+            statics, given = self.statics([("dim0", d0), ("dim1", d1)])
+            return self.call("transpose", ("torch.transpose",), (node,), statics, given, result, info.rg)
+        rank = len(shape) if known else 1
+        dims = self.dims(shape, rank)
+        if self.chance(BAD) and rank > 1:
+            dims = dims[:-1]
+        axes = _axes(dims, rank) if known and rank else None
+        result = tuple(shape[a] for a in axes) if axes is not None and len(dims) == rank else "err"
+        if self.chance(70):
+            spelled = Spelled("permute", self.sizes(dims, True), (("dims", dims),))
+            return ("call", "permute", ("method",), (node,), spelled), Info(result, info.rg)
+        spelled = Spelled("torch.permute", self.sizes(dims, False), (("dims", dims),))
+        return ("call", "permute", ("call",), (node,), spelled), Info(result, info.rg)
+
+    def unsqueeze(self, depth: int) -> tuple:
+        """unsqueeze(d), squeeze(), squeeze(d), squeeze((d0, d1))."""
+        node, info = self.operand(depth)
+        shape = info.shape
+        known = isinstance(shape, tuple)
+        if self.chance(50):
+            dim = self.dim(shape, extra=1)
+            axis = _axis(dim, len(shape) + 1) if known else None
+            result = "err" if axis is None else shape[:axis] + (1,) + shape[axis:]
+            statics, given = self.statics([("dim", dim)])
+            return self.call("unsqueeze", ("torch.unsqueeze", "unsqueeze"), (node,), statics, given, result, info.rg)
+        k = self.draw(st.integers(0, 99))
+        dim = OMIT if k < 30 else self.dims(shape, 2) if k < 45 and known and len(shape) >= 2 else self.dim(shape)
+        if not known:
+            result = "err"
+        elif dim is OMIT:
+            result = tuple(n for n in shape if n != 1)
+        else:
+            axes = _axes(dim if isinstance(dim, tuple) else (dim,), len(shape))
+            result = "err" if axes is None else tuple(n for i, n in enumerate(shape) if n != 1 or i not in axes)
+        statics, given = self.statics([("dim", dim)])
+        return self.call("squeeze", ("torch.squeeze", "squeeze"), (node,), statics, given, result, info.rg)
+
+    def flip(self, depth: int) -> tuple:
+        node, info = self.operand(depth)
+        shape = info.shape
+        rank = len(shape) if isinstance(shape, tuple) else 1
+        dims = self.dims(shape, self.draw(st.integers(1, max(min(rank, 2), 1))))
+        result = shape if isinstance(shape, tuple) and _axes(dims, rank) is not None else "err"
+        if self.chance(60):
+            spelled = Spelled("flip", self.sizes(dims, True), (("dims", dims),))
+            return ("call", "flip", ("method",), (node,), spelled), Info(result, info.rg)
+        spelled = Spelled(self.draw(st.sampled_from(("torch.flip", "flip"))), self.sizes(dims, False), (("dims", dims),))
+        return ("call", "flip", ("call",), (node,), spelled), Info(result, info.rg)
+
+    def join(self, depth: int) -> tuple:
+        """torch.cat([a, b], dim) and torch.stack((a, b), dim): mostly of shapes that fit."""
+        row = self.draw(st.sampled_from(("cat", "stack")))
+        first, info = self.operand(depth, lambda s: len(s) >= 1 or row == "stack")
+        shape = info.shape
+        dim = self.dim(shape, extra=1 if row == "stack" else 0)
+        if isinstance(shape, tuple) and self.chance(75):
+            want = shape
+            axis = _axis(dim, max(len(shape), 1))
+            if row == "cat" and axis is not None and shape:
+                want = shape[:axis] + (self.draw(st.sampled_from((1, 2, shape[axis]))),) + shape[axis + 1:]
+            second, other = self.tensor_leaf(want) or self.operand(depth)
+        else:
+            second, other = self.operand(depth)
+        shapes = [info.shape, other.shape]
+        if "num" in shapes or "err" in shapes:
+            result = "err"
+        else:
+            result = _joined(row, shapes, dim)
+        statics, given = self.statics([("dim", OMIT if dim == 0 and self.chance(50) else dim)])
+        names = ("torch.cat", "cat", "torch.concat") if row == "cat" else ("torch.stack", "stack")
+        name = self.draw(st.sampled_from(names))
+        spelled = Spelled(name, statics, tuple(given.items()))
+        form = ("list", self.draw(st.sampled_from(("[]", "()"))))
+        return ("call", row, form, (first, second), spelled), Info(result, info.rg or other.rg)
+
+    def expand(self, depth: int) -> tuple:
+        """x.expand(sizes) where it broadcasts (mostly), x.repeat(repeats)."""
+        node, info = self.operand(depth)
+        shape = info.shape if isinstance(info.shape, tuple) else ()
+        lead = self.draw(st.integers(0 if shape else 1, 2 if len(shape) < 3 else 0))
+        if self.chance(50):
+            size = [self.draw(st.sampled_from((1, 2, 3))) for _ in range(lead)]
+            size += [self.draw(st.sampled_from((1, 2, 3, -1) if n == 1 else (n, -1))) for n in shape]
+            if self.chance(BAD):
+                # not -1 for a 0-d tensor: torch says "numel: integer multiplication overflow",
+                # gradcalc "The expanded size of the tensor (-1) isn't allowed in a leading,
+                # non-existing dimension 0" (a gradcalc bug: its message is not torch's)
+                size[self.draw(st.integers(0, len(size) - 1))] = self.draw(st.sampled_from((-1, 4) if shape else (4,)))
+            size = tuple(size)
+            result = _expanded(shape, size) if isinstance(info.shape, tuple) else "err"
+            spelled = Spelled("expand", self.sizes(size, True), (("size", size),))
+            return ("call", "expand", ("method",), (node,), spelled), Info(result, info.rg)
+        count = len(shape) + lead - (1 if self.chance(BAD) and len(shape) > 1 else 0)
+        repeats = tuple(self.draw(st.sampled_from((1, 2, 3))) for _ in range(count))
+        result = "err"
+        if isinstance(info.shape, tuple) and count >= len(shape):
+            padded = (1,) * (count - len(shape)) + shape
+            result = tuple(a * b for a, b in zip(padded, repeats))
+        spelled = Spelled("repeat", self.sizes(repeats, True), (("repeats", repeats),))
+        return ("call", "repeat", ("method",), (node,), spelled), Info(result, info.rg)
+
+    def comparison(self, depth: int) -> tuple:
+        """`a > b` with a tensor on one side: a bool tensor, a condition or a mask."""
+        left, info = self.operand(depth)
+        right, other = self.number() if self.chance(50) else self.expr(depth - 1)
+        if self.chance(30):
+            (left, info), (right, other) = (right, other), (left, info)
+        op = self.draw(st.sampled_from(("lt", "le", "gt", "ge", "eq", "ne")))
+        node = ("call", op, GEN_OPS[op].spellings[0], (left, right))
+        return node, Info(_broadcast(info.shape, other.shape), False)
+
+    def where(self, depth: int) -> tuple:
+        """torch.where(a > b, x, y), x.masked_fill(a < b, 0.5)."""
+        condition, cinfo = self.comparison(depth)
+        if self.chance(35):
+            node, info = self.operand(depth)
+            if _broadcast(info.shape, cinfo.shape) == "err" and isinstance(cinfo.shape, tuple):
+                # a mask that broadcasts with the input: where it does not, torch's message names
+                # the mask's size as tensor a's, gradcalc's the input's (a gradcalc bug)
+                node, info = self.tensor_leaf(cinfo.shape) or (node, info)
+            value, _ = self.number()
+            spelled = Spelled("torch.masked_fill", keywords=(None, None, "value") if self.chance(30) else ())
+            form = self.draw(st.sampled_from((("method",), ("method",), ("call",))))
+            return (("call", "masked_fill", form, (node, condition, value), spelled),
+                    Info(_broadcast(info.shape, cinfo.shape), info.rg))
+        (a, ainfo), (b, binfo) = self.expr(depth - 1), self.expr(depth - 1)
+        if ainfo.shape == binfo.shape == "num" and self.dtype == "float64":
+            # a tensor branch: torch.where(c, 0.5, 1.5) is torch's default dtype, which gradcalc's
+            # --dtype sets (float64) and the oracle does not (float32)
+            b, binfo = self.tensor_leaf() or (b, binfo)
+        shape = _broadcast(cinfo.shape, ainfo.shape, binfo.shape)
+        spelled = Spelled(self.draw(st.sampled_from(("torch.where", "where"))))
+        return ("call", "where", ("call",), (condition, a, b), spelled), Info(shape, ainfo.rg or binfo.rg)
+
+    def nn_statics(self, depth: int) -> tuple:
+        """gelu(x, approximate=...), normalize(x, p=..., dim=..., eps=...)."""
+        node, info = self.operand(depth)
+        if self.chance(50):
+            # 'none' in float64 only: float32 gelu is oneDNN's in torch (see NOT_SWEPT), its grad's
+            # sign of a zero is the vector lane's
+            approximate = self.draw(st.sampled_from(("tanh", "tanh", "none") if self.dtype == "float64" else ("tanh",)))
+            statics, given = self.statics([("approximate", approximate)], ("approximate",))
+            names = ("F.gelu", "torch.nn.functional.gelu", "gelu")
+            return self.call("gelu", names, (node,), statics, given, info.shape, info.rg, method=False)
+        eps, _ = self.number()
+        p = self.draw(st.sampled_from((OMIT, 2, 1)))
+        dim = self.dim(info.shape) if self.chance(80) else OMIT
+        d = 1 if dim is OMIT else dim
+        shape = info.shape
+        if isinstance(shape, tuple) and _axis(d, max(len(shape), 1)) is None:
+            shape = "err"
+        statics, given = self.statics([("p", p), ("dim", dim)], ("p", "dim"))
+        names = ("F.normalize", "normalize")
+        return self.call("normalize", names, (node, eps), statics, given, shape, info.rg, method=False,
+                         keywords=(None, "eps"))
+
+    def loss(self, depth: int) -> tuple:
+        """F.mse_loss(x, y, reduction='none') ...: the elementwise shape with 'none', else 0-d."""
+        row = self.draw(st.sampled_from(sorted(LOSS_STATICS)))
+        node, info = self.operand(depth, LOSS_FITS.get(row), always=True)
+        if row == "binary_cross_entropy" and self.chance(60):
+            node = ("call", "sigmoid", ("call",), (node,))   # probabilities
+        classes = row in ("cross_entropy", "nll_loss")
+        if classes and isinstance(info.shape, tuple) and info.shape and self.chance(70):
+            # class indices: the argmax of a tensor shaped like the input, along its class dim
+            source, _ = self.tensor_leaf(info.shape) or (node, info)
+            dim = {"dim": 1} if len(info.shape) > 1 else {}
+            statics = "" if not dim else self.draw(st.sampled_from((", 1", ", dim=1")))
+            target, tinfo = self.call("argmax", ("torch.argmax",), (source,), statics, dim,
+                                      _reduced_shape(info.shape, (1,), False) if dim else (), False)
+        elif isinstance(info.shape, tuple) and self.chance(85):
+            target, tinfo = self.tensor_leaf(info.shape) or self.operand(depth)
+        else:
+            target, tinfo = self.operand(depth)
+        if classes:
+            target, tinfo = self.class_target(info, target, tinfo)
+        reduction = self.draw(st.sampled_from(("none", "none", "sum", "mean", OMIT)))
+        items = [("reduction", reduction)] + [(name, self.draw(st.sampled_from((OMIT, OMIT) + values)))
+                                              for name, values in LOSS_STATICS[row]]
+        if classes and info.shape == ():
+            # no ignore_index for a 0-d input: torch says "ignore_index is not supported for
+            # floating point target", gradcalc "Dimension specified as 1 but tensor has no
+            # dimensions" (a gradcalc bug: which error comes first)
+            items = items[:1]
+        if row in ("cross_entropy", "nll_loss"):   # ignore_index before reduction
+            items = items[1:] + items[:1]
+        statics, given = self.statics(items, [name for name, _ in items])
+        if reduction != "none":
+            shape = () if "err" not in (info.shape, tinfo.shape) else "err"
+        elif row in ("cross_entropy", "nll_loss"):
+            s = info.shape
+            shape = s if not isinstance(s, tuple) else () if len(s) <= 1 else (s[0],) + s[2:]
+        else:
+            shape = _broadcast(info.shape, tinfo.shape)
+        names = ("F." + row, "torch.nn.functional." + row, row)
+        return self.call(row, names, (node, target), statics, given, shape, info.rg or tinfo.rg, method=False)
+
+    def class_target(self, info: Info, target, tinfo: Info) -> tuple:
+        """No 0-d target for an (N, C) input: torch reads the target's size 0 past its sizes
+        (nll_loss_nd: target.sym_sizes()[0]) and says "Expected input batch_size (1) to match
+        target batch_size (0)." or "expected target dtype to be Long or Byte" as memory has it."""
+        if isinstance(info.shape, tuple) and len(info.shape) == 2 and tinfo.shape == ():
+            return self.tensor_leaf(info.shape) or (target, tinfo)
+        return target, tinfo
+
+    def triangle(self, depth: int) -> tuple:
+        """diag(x, k), trace(x), tril(x, k), triu(x, k): of a matrix (diag: or a vector)."""
+        row = self.draw(st.sampled_from(("diag", "trace", "tril", "triu")))
+        fits = (lambda s: len(s) in (1, 2)) if row == "diag" else (lambda s: len(s) == 2)
+        node, info = self.operand(depth, fits, [self.base, (self.base[1],)] if row == "diag" else [self.base])
+        shape = info.shape
+        known = isinstance(shape, tuple)
+        if row == "trace":
+            return self.call("trace", ("torch.trace", "trace"), (node,), "", {},
+                             () if known and len(shape) == 2 else "err", info.rg)
+        k = self.draw(st.sampled_from((OMIT, OMIT, 0, 1, -1, 2)))
+        d = 0 if k is OMIT else k
+        if not known:
+            result = "err"
+        elif row != "diag":
+            result = shape if len(shape) >= 2 else "err"
+        elif len(shape) == 1:
+            result = (shape[0] + abs(d),) * 2
+        elif len(shape) == 2:
+            m, n = shape
+            result = (max(0, min(m, n - d) if d >= 0 else min(m + d, n)),)
+        else:
+            result = "err"
+        statics, given = self.statics([("diagonal", k)])
+        return self.call(row, ("torch." + row, row), (node,), statics, given, result, info.rg)
+
+
+# INT64_OPERANDS: the generator writes int64 tensors (`max(x, 0).indices`) as a statement's
+# result, and argmax class indices as cross_entropy's and nll_loss's targets, but never as any
+# other operand, for two reasons:
+# - gradcalc bugs (reported to the lead): softmax, log_softmax and cross_entropy of an int64
+#   input end in a Python TypeError ("expected a float32 or float64 array, got int64"); torch's
+#   "... not implemented for 'Long'" (gelu, elu, selu, celu, leaky_relu, hardshrink, softshrink,
+#   hardsigmoid, hardswish, logsigmoid, mish, silu, softplus), "kl_div: Integral inputs not
+#   supported.", huber_loss's "result type Float can't be cast to the desired output type Long",
+#   and matmul's and mv's dtype errors are not raised; relu, relu6, hardtanh, threshold, sign,
+#   square, where and masked_fill of int64 are float32 (torch's: int64); logsumexp(a) of int64
+#   [1, 0] is 1. (torch's 1.3133).
+# - the oracle passes every program number as a Python float, so torch computes `a + 1`,
+#   `a.clamp(0, 1)` and `torch.add(a, a, alpha=2)` of int64 otherwise than a PyTorch program.
+
+
+# Known differences that depend on values, not constructs, so that the generator still draws
+# them (the derandomised run does not meet them; a GRADCALC_DIFF_RANDOM run may):
+# - gradcalc bugs: prod(x)'s grad (every dim, float32) where x has one zero and the products of
+#   the others overflow: nan (np.cumprod in float32) where torch's is 0. (its cumprod kernel
+#   accumulates in double), prod([1e20, 0, 1e20, 1e20]) -> grad [nan, inf, 0., 0.] (torch's
+#   [0., inf, 0., 0.]); binary_cross_entropy computes log(1 - x) where torch computes
+#   log1p(-x): float32 x = 1e-6, target 0 gives 1.0132795e-06 (torch's 1.0000005e-06).
+# - torch's own: the sign of a zero from the vector lanes or the scalar tail of one kernel
+#   (softshrink of an in-range negative, clamp(-0., min=0.) of broadcast operands, float32
+#   gelu and its grad), float32 gelu(inf) is nan on the vectorised path and inf otherwise.
+
+
+# The rows with static arguments the generator writes, by the _Gen method that writes them
+# (a method named twice is drawn twice as often).
+STATIC_CALLS = ("reduce_dim", "reduce_dim", "reduce_dim", "scan", "subscript", "subscript", "select",
+                "reshape", "transpose", "unsqueeze", "flip", "join", "expand", "where", "where",
+                "nn_statics", "loss", "triangle")
+# reductions along dims: row -> (names, dims as a tuple too, an empty dim is torch's error)
+REDUCE_DIM = {
+    "sum_dim": (("torch.sum", "sum"), True, False),
+    "mean_dim": (("torch.mean", "mean"), True, False),
+    "prod_dim": (("torch.prod", "prod"), False, False),
+    "logsumexp_dim": (("torch.logsumexp", "logsumexp"), True, False),
+    "amax": (("torch.amax", "amax"), True, True),
+    "amin": (("torch.amin", "amin"), True, True),
+    "max_dim": (("torch.max", "max"), False, True),
+    "min_dim": (("torch.min", "min"), False, True),
+    "var": (("torch.var", "var"), True, False),
+    "std": (("torch.std", "std"), True, False),
+    "var_dim_unbiased": (("torch.var", "var"), True, False),
+    "std_dim_unbiased": (("torch.std", "std"), True, False),
+    "norm": (("torch.norm", "norm"), True, False),
+}
+# Reductions along a dim the generator writes of tensors with a dim only, for gradcalc bugs with
+# the sign of a zero along the dim of a 0-d tensor x = -0.: sum(x, 0), mean(x, 0) and
+# logsumexp(x, 0) are -0. (torch's: 0.); var(x, 0, correction=0)'s grad is 0. (torch's: -0.);
+# amax(x, 0)'s and amin(x, 0)'s grad for a seed -0. is -0. (torch's: 0., its grad restored to
+# shape (1,) and summed back to ()).
+NOT_OF_0D = ("sum_dim", "mean_dim", "logsumexp_dim", "var", "var_dim_unbiased", "amax", "amin")
+SCANS = {
+    "cumsum": ("torch.cumsum", "cumsum"),
+    "cumprod": ("torch.cumprod", "cumprod"),
+    "softmax": ("torch.softmax", "F.softmax", "softmax"),
+    "log_softmax": ("torch.log_softmax", "F.log_softmax", "log_softmax"),
+}
+# Inputs of at most 2 dims for the losses by class: gradcalc refuses nll_loss's N-d form
+# ("nll_loss of a 3-D input is not supported"), where torch runs it or raises its own error.
+# cross_entropy of no size-0 dim (its log_softmax's grad: see `scan`).
+LOSS_FITS = {"cross_entropy": lambda s: len(s) <= 2 and 0 not in s, "nll_loss": lambda s: len(s) <= 2}
+# losses with their keyword arguments besides reduction, and values for them
+LOSS_STATICS = {
+    "mse_loss": (), "l1_loss": (), "binary_cross_entropy": (), "binary_cross_entropy_with_logits": (),
+    "smooth_l1_loss": (("beta", (0.5, 2.0, 0.0)),),
+    "huber_loss": (("delta", (0.5, 2.0)),),
+    "kl_div": (("log_target", (True, False)),),
+    "cross_entropy": (("ignore_index", (-100, 0)),),
+    "nll_loss": (("ignore_index", (-100, 0)),),
+}
 
 
 PREC_ATOM, PREC_POSTFIX, PREC_UNARY = 6, 5, 3
@@ -1205,7 +1965,7 @@ def render(node, draw=None) -> tuple[str, int]:
         return node[1], PREC_ATOM
     if kind == "name":
         return node[1], PREC_ATOM
-    _, op, spelling, args = node
+    op, spelling, args = node[1:4]
 
     def sub(arg, minimum: int, receiver: bool = False) -> str:
         text, prec = render(arg, draw)
@@ -1223,21 +1983,44 @@ def render(node, draw=None) -> tuple[str, int]:
         return f"{sub(args[0], prec)} {symbol} {sub(args[1], prec + 1)}", prec
     if form == "prefix":
         return f"{spelling[1]}{sub(args[0], PREC_UNARY)}", PREC_UNARY
-    gen = GEN_OPS[op]
+    if len(node) > 4:
+        spelled = node[4]
+    else:
+        gen = GEN_OPS[op]
+        spelled = Spelled(gen.written or op, gen.statics, keywords=gen.keywords)
+    if form == "subscript":
+        return f"{sub(args[0], PREC_POSTFIX, receiver=True)}[{spelled.statics}]", PREC_POSTFIX
+    if form == "attribute":
+        return f"{sub(args[0], PREC_POSTFIX, receiver=True)}.{spelled.name}", PREC_POSTFIX
+
+    def operand(i: int) -> str:
+        keyword = spelled.keywords[i] if i < len(spelled.keywords) else None
+        text = render(args[i], draw)[0]
+        return f"{keyword}={text}" if keyword else text
+
+    prec = PREC_POSTFIX if spelled.suffix else PREC_ATOM
+    if form == "list":
+        opening, closing = spelling[1]
+        inner = ", ".join(operand(i) for i in range(len(args)))
+        return f"{spelled.name}({opening}{inner}{closing}{spelled.statics}){spelled.suffix}", prec
     if form == "method":
-        rest = ", ".join([render(a, draw)[0] for a in args[1:]]) + gen.statics
-        return f"{sub(args[0], PREC_POSTFIX, receiver=True)}.{gen.written or op}({rest.lstrip(', ')})", PREC_POSTFIX
-    inner = ", ".join(render(a, draw)[0] for a in args)
-    return f"{gen.written or op}({inner}{gen.statics})", PREC_ATOM
+        rest = ", ".join(operand(i) for i in range(1, len(args))) + spelled.statics
+        method = spelled.name.rsplit(".", 1)[-1]
+        receiver = sub(args[0], PREC_POSTFIX, receiver=True)
+        return f"{receiver}.{method}({rest.lstrip(', ')}){spelled.suffix}", PREC_POSTFIX
+    inner = ", ".join(operand(i) for i in range(len(args)))
+    return f"{spelled.name}({inner}{spelled.statics}){spelled.suffix}", prec
 
 
 def structure(node):
-    """A generated tree as plain data, to compare with the parser's IR."""
+    """A generated tree as plain data, to compare with the parser's IR: ops, operands, and the
+    static arguments the parser must bind (those written, the others the row's defaults)."""
     if node[0] == "num":
         return ("num", math.pi if node[1] == "pi" else float(node[1]))
     if node[0] == "name":
         return ("name", node[1])
-    return ("call", node[1], tuple(structure(a) for a in node[3]))
+    given = dict(node[4].params) if len(node) > 4 else {}
+    return ("call", node[1], tuple(structure(a) for a in node[3]), _bound(node[1], given))
 
 
 def ir_structure(expr: syntax.Expr):
@@ -1245,7 +2028,7 @@ def ir_structure(expr: syntax.Expr):
         return ("num", expr.value)
     if isinstance(expr, syntax.Name):
         return ("name", expr.id)
-    return ("call", expr.op, tuple(ir_structure(a) for a in expr.args))
+    return ("call", expr.op, tuple(ir_structure(a) for a in expr.args), expr.params)
 
 
 def _names_read_first(statements) -> list[str]:
@@ -1269,14 +2052,18 @@ def _names_read_first(statements) -> list[str]:
 class Generated:
     case: Case
     statements: list   # ("assign", target, tree) | ("retain", name)
+    shapes: dict = field(default_factory=dict)   # each name's final shape, by the generator's rules
+    raises: bool = False                         # a statement's shape is "err": torch raises
 
 
 @st.composite
 def random_cases(draw) -> Generated:
     ops = [name for name in sorted(OPS) if name in GEN_OPS and GEN_OPS[name].random
            and GEN_OPS[name].kind not in ("constant", "nondifferentiable")]
-    g = _Gen(draw, ops)
+    dtype = draw(st.sampled_from(["float32", "float64"]))
+    g = _Gen(draw, ops, dtype)
     statements = []
+    raises = False
     n = draw(st.integers(2, 6))
     for i in range(n):
         last = i == n - 1
@@ -1286,7 +2073,8 @@ def random_cases(draw) -> Generated:
             pool = preferred if draw(st.integers(0, 99)) < 95 else tensors
             statements.append(("retain", draw(st.sampled_from(pool))))
             continue
-        tree, info = g.expr(draw(st.integers(1, 3)))
+        g.statement_depth = draw(st.integers(1, 3))
+        tree, info = g.expr(g.statement_depth)
         assigned = [s[1] for s in statements if s[0] == "assign"] + list(g.inputs)
         if assigned and draw(st.integers(0, 99)) < 20:
             target = draw(st.sampled_from(assigned))
@@ -1294,6 +2082,7 @@ def random_cases(draw) -> Generated:
             target = next((t for t in TARGET_NAMES if t not in g.env), TARGET_NAMES[0])
         statements.append(("assign", target, tree))
         g.env[target] = info
+        raises = raises or info.shape == "err"
     assigned = [s[1] for s in statements if s[0] == "assign"]
     assigned = list(reversed(dict.fromkeys(reversed(assigned))))   # by final assignment
     tensor_names = [k for k in assigned if g.env[k].shape not in ("num", "err")]
@@ -1337,14 +2126,13 @@ def random_cases(draw) -> Generated:
         for s in statements)
     read = _names_read_first(statements)
     values = {name: draw(array_of(g.inputs[name], element())) for name in read}
-    dtype = draw(st.sampled_from(["float32", "float64"]))
     case = Case(rendered, values, outputs=tuple(outputs) if explicit else (), seeds=tuple(seeds),
                 retain=tuple(retain), no_grad=tuple(n for n in g.no_grad if n in values), dtype=dtype)
-    return Generated(case, statements)
+    return Generated(case, statements, {k: v.shape for k, v in g.env.items()}, raises)
 
 
 def _examples() -> int:
-    return int(os.environ.get("GRADCALC_DIFF_EXAMPLES", "300"))
+    return int(os.environ.get("GRADCALC_DIFF_EXAMPLES", "500"))
 
 
 def _survey(case: Case, message: str, kind: str) -> None:
@@ -1354,10 +2142,38 @@ def _survey(case: Case, message: str, kind: str) -> None:
                             "case": case.to_json()}) + "\n")
 
 
+def _forward_shapes(case: Case) -> dict | None:
+    """Each name's shape after torch runs the program's statements ("num" for a Python
+    number), or None where a statement raises."""
+    tdtype = TORCH_DTYPES[case.dtype]
+    env = {name: torch.tensor(value, dtype=tdtype).requires_grad_(name not in case.no_grad)
+           for name, value in case.arrays().items()}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            run_statements(parse(case.program), env, tdtype, ORACLE_OPS)
+    except Exception:
+        return None
+    return {k: tuple(v.shape) if isinstance(v, torch.Tensor) else "num" for k, v in env.items()}
+
+
+def _check_generated_shapes(generated: Generated) -> None:
+    """The generator's shape rules are torch's: where torch runs the statements, each name has
+    the shape the generator gave it, and no statement was one the generator expected to fail."""
+    shapes = _forward_shapes(generated.case)
+    if shapes is None:
+        return   # torch raised (the generator does not foresee every error: view's strides ...)
+    assert not generated.raises, "the generator expected a statement to raise; torch ran them all"
+    for name, shape in generated.shapes.items():
+        assert shapes.get(name, shape) == shape, (
+            f"the generator gave {name} the shape {shape}; torch's is {shapes[name]}")
+
+
 @settings(max_examples=_examples(), deadline=None, database=None,
           derandomize=not os.environ.get("GRADCALC_DIFF_RANDOM"),
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(random_cases())
+@pytest.mark.filterwarnings("ignore::UserWarning")   # torch's deprecations (x.T of a vector ...)
 def test_random_programs_match_torch(generated: Generated):
     case = generated.case
     note(case.command())
@@ -1367,7 +2183,9 @@ def test_random_programs_match_torch(generated: Generated):
     surveying = bool(os.environ.get("GRADCALC_DIFF_SURVEY"))
     try:
         assert [ir_structure(s.value) for s in assigns] == [structure(s[2]) for s in expected], (
-            f"the parser read {case.program!r} differently from Python's precedence")
+            f"the parser read {case.program!r} differently from the generator's tree (precedence, "
+            "arguments)")
+        _check_generated_shapes(generated)
         outcome = check(case)
     except Exception as e:
         if not surveying:

@@ -339,7 +339,7 @@ HUBER = Pointwise(
 )
 
 
-# binary_cross_entropy: (t - 1) max(log(1 - x), -100) - t max(log(x), -100); backward
+# binary_cross_entropy: (t - 1) max(log1p(-x), -100) - t max(log(x), -100); backward
 # grad (x - t) / max((1 - x) x, EPSILON), target -logit(x) grad; both / numel for the mean.
 
 def _bce_check(x, t) -> None:
@@ -356,7 +356,7 @@ def _bce_check(x, t) -> None:
 
 def _bce_kernel(x, t):
     floor = x.dtype.type(-100)
-    return ((t - 1) * np.maximum(LIBM["log"](1 - x), floor)
+    return ((t - 1) * np.maximum(LIBM["log1p"](-x), floor)
             - t * np.maximum(LIBM["log"](x), floor))
 
 

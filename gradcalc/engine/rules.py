@@ -61,8 +61,10 @@ def prod_vjp(grad, args, result, nums):
         return (np.zeros_like(x),)
     flat = x.reshape(-1)
     one = np.ones(1, dtype=x.dtype)
-    before = np.cumprod(np.concatenate([one, flat[:-1]]))
-    after = np.cumprod(np.concatenate([one, flat[::-1][:-1]]))[::-1]
+    # torch's cumprod of floats accumulates in double and rounds each element to x's dtype
+    wide = np.float64 if x.dtype.kind == "f" else x.dtype
+    before = np.cumprod(np.concatenate([one, flat[:-1]]).astype(wide)).astype(x.dtype)
+    after = np.cumprod(np.concatenate([one, flat[::-1][:-1]]).astype(wide))[::-1].astype(x.dtype)
     return ((grad * (before * after)).reshape(x.shape),)
 
 

@@ -489,6 +489,8 @@ def _softmax_vjp(grad, args, result, nums, dim):
     (x,) = args
     shape = np.shape(x)
     d = _wrap_dim(len(shape), dim)
+    if np.size(grad) == 0:  # along an empty dim: an empty grad, as torch's
+        return (np.zeros(shape, dtype=np.asarray(result).dtype),)
     g, y = _last(grad, d), _last(result, d)
     if nums.exact:
         total = np.sum(g * y, axis=-1, keepdims=True)
@@ -505,6 +507,8 @@ def _log_softmax_vjp(grad, args, result, nums, dim):
     (x,) = args
     shape = np.shape(x)
     d = _wrap_dim(len(shape), dim)
+    if np.size(grad) == 0:  # along an empty dim: an empty grad, as torch's
+        return (np.zeros(shape, dtype=np.asarray(result).dtype),)
     g, y = _last(grad, d), _last(result, d)
     if nums.exact:
         total = np.sum(g, axis=-1, keepdims=True)

@@ -1920,11 +1920,10 @@ REDUCE_DIM = {
     "norm": (("torch.norm", "norm"), True, False),
 }
 # Reductions along a dim the generator writes of tensors with a dim only, for gradcalc bugs with
-# the sign of a zero along the dim of a 0-d tensor x = -0.: sum(x, 0), mean(x, 0) and
-# logsumexp(x, 0) are -0. (torch's: 0.); var(x, 0, correction=0)'s grad is 0. (torch's: -0.);
-# amax(x, 0)'s and amin(x, 0)'s grad for a seed -0. is -0. (torch's: 0., its grad restored to
-# shape (1,) and summed back to ()).
-NOT_OF_0D = ("sum_dim", "mean_dim", "logsumexp_dim", "var", "var_dim_unbiased", "amax", "amin")
+# the sign of a zero along the dim of a 0-d tensor x = -0.: var(x, 0, correction=0)'s grad is
+# 0. (torch's: -0.); amax(x, 0)'s and amin(x, 0)'s grad for a seed -0. is -0. (torch's: 0., its
+# grad restored to shape (1,) and summed back to ()).
+NOT_OF_0D = ("var", "var_dim_unbiased", "amax", "amin")
 SCANS = {
     "cumsum": ("torch.cumsum", "cumsum"),
     "cumprod": ("torch.cumprod", "cumprod"),

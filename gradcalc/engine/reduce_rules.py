@@ -221,7 +221,7 @@ def sum_dim_forward(x, dim, keepdim):
         dims = dims_of(x.ndim, dim)
         return np.sum(x.astype(np.int64), axis=dims, keepdims=keepdim) if x.ndim else x.astype(np.int64)
     dims_of(x.ndim, dim)
-    return K.sum_dim(x, dim, keepdim) if x.ndim else x.copy()
+    return K.sum_dim(x, dim, keepdim) if x.ndim else x + x.dtype.type(0)  # 0 + x: -0. sums to 0.
 
 
 def sum_dim_exact(sp, x, dim, keepdim):
@@ -247,7 +247,7 @@ def mean_forward(x):
 def mean_dim_forward(x, dim, keepdim):
     x = _floats_only(x, MEAN_DTYPE)
     dims_of(x.ndim, dim)
-    return K.mean_dim(x, dim, keepdim) if x.ndim else x.copy()
+    return K.mean_dim(x, dim, keepdim) if x.ndim else x + x.dtype.type(0)
 
 
 def mean_dim_exact(sp, x, dim, keepdim):
@@ -572,8 +572,8 @@ def logsumexp_dim_forward(x, dim, keepdim):
     if _integral(x):
         x = x.astype(np.float64)
     dims = dims_of(x.ndim, dim)
-    if x.ndim == 0:
-        return x.copy()
+    if x.ndim == 0:  # log(exp(x - x)) + x: 0 + x
+        return x + x.dtype.type(0)
     if x.size == 0:
         with np.errstate(all="ignore"):
             return LIBM["log"](K.sum_dim(LIBM["exp"](x), dims, keepdim))

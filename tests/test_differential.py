@@ -1879,14 +1879,10 @@ class _Gen:
 # INT64_OPERANDS: the generator writes int64 tensors (`max(x, 0).indices`) as a statement's
 # result, and argmax class indices as cross_entropy's and nll_loss's targets, but never as any
 # other operand, for two reasons:
-# - gradcalc bugs (reported to the lead): softmax, log_softmax and cross_entropy of an int64
-#   input end in a Python TypeError ("expected a float32 or float64 array, got int64"); torch's
-#   "... not implemented for 'Long'" (gelu, elu, selu, celu, leaky_relu, hardshrink, softshrink,
-#   hardsigmoid, hardswish, logsigmoid, mish, silu, softplus), "kl_div: Integral inputs not
-#   supported.", huber_loss's "result type Float can't be cast to the desired output type Long",
-#   and matmul's and mv's dtype errors are not raised; relu, relu6, hardtanh, threshold, sign,
-#   square, where and masked_fill of int64 are float32 (torch's: int64); logsumexp(a) of int64
-#   [1, 0] is 1. (torch's 1.3133).
+# - gradcalc bugs: "kl_div: Integral inputs not supported.", huber_loss's "result type Float
+#   can't be cast to the desired output type Long", and matmul's and mv's dtype errors are not
+#   raised; relu6, hardtanh, threshold, where and masked_fill of int64 are float32 (torch's:
+#   int64). (Each function of one tensor given an int64 one, tests/test_integer_operands.py.)
 # - the oracle passes every program number as a Python float, so torch computes `a + 1`,
 #   `a.clamp(0, 1)` and `torch.add(a, a, alpha=2)` of int64 otherwise than a PyTorch program.
 

@@ -89,6 +89,10 @@ class Floats:
         if op.kind is Kind.CONSTANT:  # the row gives its dtype: int64 for arange(5), ones(2) floats
             return np.asarray(op.forward(*constructor_numbers(operands, self.integers), float_dtype=self.dtype,
                                          **params))
+        if op.integer_error is not None and any(isinstance(x, np.ndarray) and x.dtype.kind in "iub"
+                                                for x in operands):
+            error = op.integer_error
+            raise TorchError(error(tuple(np.shape(x) for x in operands), **params) if callable(error) else error)
         if op.result_dtype is None and _all_floats(operands):  # the common case: floats in, floats out
             dtype = self.dtype
         else:

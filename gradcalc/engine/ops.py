@@ -25,7 +25,7 @@ import numpy as np
 
 from gradcalc.engine.formula import call, const, where
 from gradcalc.engine.kernels import LIBM, erf, kernel_fma, torch_pow, torch_sign, vector_lanes
-from gradcalc.engine.row import GradFnName, Kind, Lowering, Op, SecondOrder
+from gradcalc.engine.row import GradFnName, Kind, Lowering, Op, SecondOrder, no_long
 from gradcalc.engine.rows import index
 from gradcalc.lang.syntax import Param, ParamKind, Signature, Vocabulary
 
@@ -261,14 +261,14 @@ _CORE: tuple[Op, ...] = (
     # elementwise functions
     _unary("abs", np.abs, lambda sp, a: sp.Abs(a), "AbsBackward0", aliases=("absolute",), integers=True),
     _unary("sign", torch_sign, lambda sp, a: sp.sign(a), "SignBackward0",
-           torch_vjps=lambda g, r, a: {0: 0}),
+           torch_vjps=lambda g, r, a: {0: 0}, integers=True),
     _unary("sqrt", np.sqrt, lambda sp, a: sp.sqrt(a), "SqrtBackward0",
            torch_vjps=lambda g, r, a: {0: g / (2 * r)}),
     _unary("rsqrt", lambda a: 1 / np.sqrt(a), lambda sp, a: 1 / sp.sqrt(a), "RsqrtBackward0",
            torch_vjps=lambda g, r, a: {0: -0.5 * g * r**3}),
     # torch.square is pow(x, 2): PowBackward0.
     _unary("square", lambda a: a * a, lambda sp, a: a**2, "PowBackward0",
-           torch_vjps=lambda g, r, a: {0: g * (2 * a)}),
+           torch_vjps=lambda g, r, a: {0: g * (2 * a)}, integers=True),
     _unary("reciprocal", np.reciprocal, lambda sp, a: 1 / a, "ReciprocalBackward0",
            torch_vjps=lambda g, r, a: {0: -g * (r * r)}),
     _unary("exp", LIBM["exp"], lambda sp, a: sp.exp(a), "ExpBackward0",
@@ -300,27 +300,29 @@ _CORE: tuple[Op, ...] = (
            torch_vjps=lambda g, r, a: {0: g * (1 - r) * r}),
     # threshold_backward(grad, result, 0): a true 0 where relu(x) <= 0, x = 0 included.
     _unary("relu", lambda a: np.where(a < 0, np.zeros_like(a), a), lambda sp, a: sp.Max(0, a),
-           "ReluBackward0", torch_vjps=lambda g, r, a: {0: where(r <= 0, 0, g)}),
+           "ReluBackward0", torch_vjps=lambda g, r, a: {0: where(r <= 0, 0, g)}, integers=True),
     _unary("softplus", _softplus, lambda sp, a: sp.log(1 + sp.exp(a)), "SoftplusBackward0",
-           torch_vjps=_softplus_vjps),
+           torch_vjps=_softplus_vjps, integer_error=no_long("softplus_cpu")),
     # softplus(x, beta, threshold): an overload of softplus(x), tried after it
     Op("softplus_beta", 3, _softplus_beta, "SoftplusBackward0",
        form=lambda sp, a, beta, threshold: sp.Piecewise((a, beta * a > threshold),
                                                         (sp.log(1 + sp.exp(beta * a)) / beta, True)),
        torch_vjps=_softplus_beta_vjps,
        call_as="softplus", signature=(Param("input", ParamKind.TENSOR), Param("beta", ParamKind.NUMBER, default=1.0),
-                                      Param("threshold", ParamKind.NUMBER, default=20.0))),
+                                      Param("threshold", ParamKind.NUMBER, default=20.0)),
+       integer_error=no_long("softplus_cpu")),
     _unary("erf", erf, lambda sp, a: sp.erf(a), "ErfBackward0",
            torch_vjps=lambda g, r, a: {0: const("2/sqrt(pi)") * call("exp", -(a**2)) * g}),
     # activations (torch.nn.functional's), each torch's kernel and backward formula
-    _unary("silu", _silu, lambda sp, a: a / (1 + sp.exp(-a)), "SiluBackward0", torch_vjps=_silu_vjps),
+    _unary("silu", _silu, lambda sp, a: a / (1 + sp.exp(-a)), "SiluBackward0", torch_vjps=_silu_vjps,
+           integer_error=no_long("silu_cpu")),
     _unary("mish", _mish, lambda sp, a: a * sp.tanh(sp.log(1 + sp.exp(a))), "MishBackward0",
-           torch_vjps=_mish_vjps),
+           torch_vjps=_mish_vjps, integer_error=no_long("mish_cpu")),
     _unary("logsigmoid", _logsigmoid, lambda sp, a: -sp.log(1 + sp.exp(-a)), "LogSigmoidBackward0",
-           torch_vjps=_logsigmoid_vjps),
+           torch_vjps=_logsigmoid_vjps, integer_error=no_long("log_sigmoid_cpu")),
     _unary("hardsigmoid", _hardsigmoid, lambda sp, a: sp.Min(sp.Max(a + 3, 0), 6) / 6, "HardsigmoidBackward0",
            torch_vjps=lambda g, r, a: {0: where((a > -3) & (a < 3), g * const("1/6 in float32"), 0)},
-           twice_differentiable=False),
+           twice_differentiable=False, integer_error=no_long("hardsigmoid_cpu")),
     Op("maximum", 2, _maximum, "MaximumBackward0", form=lambda sp, a, b: sp.Max(a, b),
        torch_vjps=_maximum_vjps, tensor_args=True, layout_dependent=True),
     Op("minimum", 2, _minimum, "MinimumBackward0", form=lambda sp, a, b: sp.Min(a, b),

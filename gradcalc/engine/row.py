@@ -79,6 +79,9 @@ class Op:
     check: Callable | None = None
     # Numbers become 0-d tensors (torch.tensor(2.)) where torch takes tensors only.
     tensor_args: bool | Callable[[tuple[bool, ...]], bool] = False
+    # torch's error for an integer (or bool) tensor operand where its kernel has no integer
+    # version (`no_long("silu_cpu")`): the message, or (operand shapes, **params) -> it.
+    integer_error: str | Callable[..., str] | None = None
     # Operand positions torch declares non-differentiable (nll_loss's target, where's
     # condition): their grad_fn lists no edge for them at all, not even None.
     nondifferentiable: tuple[int, ...] = ()
@@ -150,3 +153,6 @@ class Op:
 _OPERAND_NAMES = {1: ("input",), 2: ("input", "other"), 3: ("input", "min", "max")}
 
 
+def no_long(kernel: str) -> str:
+    """torch's dispatch error for an int64 tensor given to a kernel that has no integer version."""
+    return f"\"{kernel}\" not implemented for 'Long'"

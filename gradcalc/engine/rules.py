@@ -108,6 +108,8 @@ def logsumexp_forward(x):
     from gradcalc.engine.kernels import LIBM
 
     x = np.asarray(x)
+    if x.dtype.kind in "iub":  # an integer tensor is computed in floats (the result is the float dtype)
+        x = x.astype(np.float64)
     if x.size == 0:
         return _in_dtype(LIBM["log"](torch_sum(LIBM["exp"](x))), x)
     with np.errstate(all="ignore"):

@@ -23,7 +23,7 @@ import numpy as np
 from gradcalc.engine import dim_kernels
 from gradcalc.engine.formula import call, where
 from gradcalc.engine.kernels import LIBM, erf, infer_size, kernel_fma, sleef_tanh, vector_lane_mask
-from gradcalc.engine.row import Kind, Op, SecondOrder
+from gradcalc.engine.row import Kind, Op, SecondOrder, no_long
 from gradcalc.errors import InputError, TorchError
 from gradcalc.lang.syntax import Param, ParamKind
 
@@ -273,11 +273,12 @@ _BY_LAYOUT = {"layout_dependent": True}
 _ACTIVATIONS: tuple[Op, ...] = (
     _elementwise("leaky_relu", 2, _leaky_relu,
                  lambda sp, x, s: sp.Piecewise((x, x > 0), (s * x, True)), "LeakyReluBackward0",
-                 _leaky_relu_vjps, signature=(INPUT, _number("negative_slope", 0.01))),
+                 _leaky_relu_vjps, signature=(INPUT, _number("negative_slope", 0.01)),
+                 integer_error=no_long("leaky_relu_cpu")),
     _elementwise("elu", 2, lambda x, alpha: _elu_forward(x, alpha),
                  lambda sp, x, alpha: sp.Piecewise((alpha * (sp.exp(x) - 1), x <= 0), (x, True)), "EluBackward0",
                  lambda g, r, x, alpha: {0: _elu_vjps_of(g, x, alpha, 1, 1)},
-                 signature=(INPUT, _number("alpha", 1.0)), **_BY_LAYOUT),
+                 signature=(INPUT, _number("alpha", 1.0)), integer_error=no_long("elu_cpu"), **_BY_LAYOUT),
     # at::selu is elu(self, SELU_ALPHA, SELU_SCALE): its grad_fn is EluBackward0
     _elementwise("selu", 1, lambda x: _elu_forward(x, SELU_ALPHA, SELU_SCALE),
                  lambda sp, x: sp.Rational(repr(SELU_SCALE)) * sp.Piecewise(
@@ -285,15 +286,18 @@ _ACTIVATIONS: tuple[Op, ...] = (
                  "EluBackward0",
                  # negcoef = alpha * scale in the tensor's dtype: in float32 the float product
                  # is the double product rounded (checked in tests/test_nn.py)
-                 lambda g, r, x: {0: _elu_vjps_of(g, x, SELU_ALPHA * SELU_SCALE, SELU_SCALE, 1)}, **_BY_LAYOUT),
+                 lambda g, r, x: {0: _elu_vjps_of(g, x, SELU_ALPHA * SELU_SCALE, SELU_SCALE, 1)},
+                 integer_error=no_long("elu_cpu"), **_BY_LAYOUT),
     _elementwise("celu", 2, _celu_forward,
                  lambda sp, x, alpha: sp.Piecewise((alpha * (sp.exp(x / alpha) - 1), x <= 0), (x, True)),
-                 "CeluBackward0", _celu_vjps, signature=(INPUT, _number("alpha", 1.0)), **_BY_LAYOUT),
+                 "CeluBackward0", _celu_vjps, signature=(INPUT, _number("alpha", 1.0)),
+                 integer_error=no_long("elu_cpu"), **_BY_LAYOUT),
     _elementwise("gelu", 1, _gelu_forward,
                  lambda sp, x: x / 2 * (1 + sp.erf(x / sp.sqrt(2))), "GeluBackward0",
                  lambda g, r, x: _gelu_vjps(g, r, x), lower=_gelu_lowering,
                  signature=(INPUT, Param("approximate", ParamKind.CHOICE, default="none",
-                                         choices=("none", "tanh"), keyword_only=True)), **_BY_LAYOUT),
+                                         choices=("none", "tanh"), keyword_only=True)),
+                 integer_error=no_long("GeluKernelImpl"), **_BY_LAYOUT),
     # gelu(x, approximate='tanh'), reached through gelu's lowering
     _elementwise("gelu_tanh", 1, _gelu_tanh_forward,
                  lambda sp, x: x / 2 * (1 + sp.tanh(sp.sqrt(2 / sp.pi) * (x + sp.Rational(44715, 10**6) * x**3))),
@@ -308,7 +312,7 @@ _ACTIVATIONS: tuple[Op, ...] = (
                  lambda g, r, x: {0: _hardtanh_grad(g, x, 0, 6)}, **_BY_LAYOUT),
     _elementwise("hardswish", 1, _hardswish,
                  lambda sp, x: x * sp.Min(sp.Max(x + 3, 0), 6) / 6, "HardswishBackward0", _hardswish_vjps,
-                 **_BY_LAYOUT),
+                 integer_error=no_long("hardswish_cpu"), **_BY_LAYOUT),
     # lowered: the grad_fn named is the lowering's root's
     _elementwise("softsign", 1, lambda x: x / (np.abs(x) + 1),
                  lambda sp, x: x / (sp.Abs(x) + 1), "DivBackward0", None, lower=_softsign_lowering),
@@ -317,11 +321,12 @@ _ACTIVATIONS: tuple[Op, ...] = (
     _elementwise("softshrink", 2, _softshrink,
                  lambda sp, x, l: sp.Piecewise((x - l, x > l), (x + l, x < -l), (0, True)), "SoftshrinkBackward0",
                  lambda g, r, x, l: {0: _shrink_grad(g, x, l)},
-                 signature=(INPUT, _number("lambd", 0.5)), layout_dependent=True),
+                 signature=(INPUT, _number("lambd", 0.5)), layout_dependent=True,
+                 integer_error=no_long("softshrink_check")),
     _elementwise("hardshrink", 2, _hardshrink,
                  lambda sp, x, l: sp.Piecewise((x, (x > l) | (x < -l)), (0, True)), "HardshrinkBackward0",
                  lambda g, r, x, l: {0: _shrink_grad(g, x, l)},
-                 signature=(INPUT, _number("lambd", 0.5)), **_BY_LAYOUT),
+                 signature=(INPUT, _number("lambd", 0.5)), integer_error=no_long("hardshrink_cpu"), **_BY_LAYOUT),
     _elementwise("threshold", 3, _threshold,
                  lambda sp, x, th, v: sp.Piecewise((v, x <= th), (x, True)), "ThresholdBackward0",
                  # threshold_backward(grad, self, threshold): x <= threshold ? 0 : grad
@@ -451,6 +456,17 @@ def _wrap_dim(ndim: int, dim: int) -> int:
 
 def _check_dim(shapes, dim, **params):
     _wrap_dim(len(shapes[0]), dim)
+
+
+def _integer_softmax_error(kernel: str):
+    """torch's message for an integer input: its kernel along the last dim, or the other one."""
+
+    def message(shapes, dim):
+        rank = len(shapes[0])
+        last = rank == 0 or _wrap_dim(rank, dim) == rank - 1
+        return no_long(f"{kernel}_{'lastdim_' if last else ''}kernel_impl")
+
+    return message
 
 
 def _softmax_forward(x, dim):
@@ -585,12 +601,12 @@ _SOFTMAX: tuple[Op, ...] = (
     Op("softmax", 1, _softmax_forward, "SoftmaxBackward0", kind=Kind.LINALG, vjp=_softmax_vjp,
        exact=_softmax_exact, second_order=SecondOrder.STATED, tangent=_softmax_tangent,
        display_partials=_softmax_display, display_value=lambda sp, args, dim: sp.Function("softmax")(*args),
-       check=_check_dim, signature=(INPUT, _DIM)),
+       check=_check_dim, signature=(INPUT, _DIM), integer_error=_integer_softmax_error("softmax")),
     Op("log_softmax", 1, _log_softmax_forward, "LogSoftmaxBackward0", kind=Kind.LINALG, vjp=_log_softmax_vjp,
        exact=_log_softmax_exact, second_order=SecondOrder.STATED, tangent=_log_softmax_tangent,
        display_partials=_log_softmax_display,
        display_value=lambda sp, args, dim: sp.Function("log_softmax")(*args),
-       check=_check_dim, signature=(INPUT, _DIM)),
+       check=_check_dim, signature=(INPUT, _DIM), integer_error=_integer_softmax_error("log_softmax")),
 )
 
 

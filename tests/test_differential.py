@@ -1881,8 +1881,7 @@ class _Gen:
 # other operand, for two reasons:
 # - gradcalc bugs: "kl_div: Integral inputs not supported.", huber_loss's "result type Float
 #   can't be cast to the desired output type Long", and matmul's and mv's dtype errors are not
-#   raised; relu6, hardtanh, threshold, where and masked_fill of int64 are float32 (torch's:
-#   int64). (Each function of one tensor given an int64 one, tests/test_integer_operands.py.)
+#   raised; threshold, where and masked_fill of int64 are float32 (torch's: int64). (Each function of one tensor given an int64 one, tests/test_integer_operands.py.)
 # - the oracle passes every program number as a Python float, so torch computes `a + 1`,
 #   `a.clamp(0, 1)` and `torch.add(a, a, alpha=2)` of int64 otherwise than a PyTorch program.
 

@@ -270,6 +270,12 @@ def _elementwise(name, arity, forward, form, grad_fn, vjps, *, signature=None, *
 _BY_LAYOUT = {"layout_dependent": True}
 
 
+def _dtype_of_input(dtypes, float_dtype, **params):
+    """hardtanh's: its input's dtype (an int64 tensor clamped by float bounds stays int64)."""
+    first = dtypes[0]
+    return first if first is not None and first.kind in "iu" else float_dtype
+
+
 _ACTIVATIONS: tuple[Op, ...] = (
     _elementwise("leaky_relu", 2, _leaky_relu,
                  lambda sp, x, s: sp.Piecewise((x, x > 0), (s * x, True)), "LeakyReluBackward0",
@@ -305,11 +311,12 @@ _ACTIVATIONS: tuple[Op, ...] = (
     _elementwise("hardtanh", 3, _hardtanh,
                  lambda sp, x, lo, hi: sp.Min(sp.Max(x, lo), hi), "HardtanhBackward0",
                  lambda g, r, x, lo, hi: {0: _hardtanh_grad(g, x, lo, hi)},
-                 signature=(INPUT, _number("min_val", -1.0), _number("max_val", 1.0)), **_BY_LAYOUT),
+                 signature=(INPUT, _number("min_val", -1.0), _number("max_val", 1.0)),
+                 result_dtype=_dtype_of_input, **_BY_LAYOUT),
     # at::relu6 is hardtanh(self, 0, 6)
     _elementwise("relu6", 1, lambda x: _clamp_numbers(x, 0.0, 6.0),
                  lambda sp, x: sp.Min(sp.Max(x, 0), 6), "HardtanhBackward0",
-                 lambda g, r, x: {0: _hardtanh_grad(g, x, 0, 6)}, **_BY_LAYOUT),
+                 lambda g, r, x: {0: _hardtanh_grad(g, x, 0, 6)}, result_dtype=_dtype_of_input, **_BY_LAYOUT),
     _elementwise("hardswish", 1, _hardswish,
                  lambda sp, x: x * sp.Min(sp.Max(x + 3, 0), 6) / 6, "HardswishBackward0", _hardswish_vjps,
                  integer_error=no_long("hardswish_cpu"), **_BY_LAYOUT),

@@ -412,8 +412,9 @@ def _retain_grad(env: dict, name: str) -> None:
 
 
 def _evaluate(expr: syntax.Expr, env: dict, tdtype: torch.dtype, ops: dict):
-    if isinstance(expr, syntax.Number):
-        return float(expr.value)
+    if isinstance(expr, syntax.Number):   # a Python number, as Python reads it: `2` an int, `2.` a float
+        text = expr.text
+        return int(text) if text != "pi" and not any(c in text for c in ".eE") else float(expr.value)
     if isinstance(expr, syntax.Name):
         if expr.id not in env:
             raise _PythonError(f"name {expr.id!r} is not defined")
@@ -424,18 +425,28 @@ def _evaluate(expr: syntax.Expr, env: dict, tdtype: torch.dtype, ops: dict):
         raise KeyError(f"torch_oracle has no entry for op {expr.op!r}: add one to ORACLE_OPS")
     params = dict(expr.params)  # static arguments (dim=1, keepdim=True), as keywords
     if args and not params and not any(isinstance(a, torch.Tensor) for a in args):
-        return fold(op, args)
+        return fold(op, args, expr.op)
     if op.tensor_args:
-        args = [a if isinstance(a, torch.Tensor) else torch.tensor(a, dtype=tdtype) for a in args]
+        # (a Python int as torch wraps it: int64, which promotes with a float tensor to its dtype)
+        args = [a if isinstance(a, torch.Tensor) else torch.tensor(a) if type(a) is int else torch.tensor(a, dtype=tdtype)
+                for a in args]
     try:
         return op.apply(*args, **params)
     except (TypeError, AttributeError) as e:  # a number where torch takes a tensor: Python's error
         raise _PythonError(f"{expr.op}: {e}") from None
 
 
-def fold(op: OracleOp, numbers: Sequence[float]) -> float:
-    """An op on Python numbers only: IEEE double arithmetic, as a float (`1/0` is inf, not
-    Python's ZeroDivisionError; `(-8)**(1/3)` is nan, not a complex number)."""
+_INT_ARITHMETIC = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+                   "neg": lambda a: -a, "pos": lambda a: a, "pow": lambda a, b: a**b}
+
+
+def fold(op: OracleOp, numbers: Sequence[float], name: str = "") -> float:
+    """An op on Python numbers only: Python's int arithmetic where Python keeps ints (`2 * 3`,
+    `-0` is 0, `2 ** 3`; not `2 ** -1`), else IEEE double arithmetic, as a float (`1/0` is inf,
+    not Python's ZeroDivisionError; `(-8)**(1/3)` is nan, not a complex number)."""
+    rule = _INT_ARITHMETIC.get(name)
+    if rule is not None and all(type(n) is int for n in numbers) and not (name == "pow" and numbers[1] < 0):
+        return rule(*numbers)
     tensors = [torch.tensor(float(n), dtype=torch.float64) for n in numbers]
     return float(op.apply(*tensors))
 

@@ -96,17 +96,11 @@ class Floats:
         if op.result_dtype is None and _all_floats(operands):  # the common case: floats in, floats out
             dtype = self.dtype
         else:
-            dtype = self.result_dtype(op, operands, params)
-            operands = promoted(op, operands, dtype, self.integers, self.dtype)
+            dtype, own = result_dtype(op, operands, params, self.integers, self.dtype)
+            operands = promoted(op, operands, dtype, own, self.integers, self.dtype)
         with np.errstate(all="ignore"):
             value = op.forward(*operands, **params)
         return np.asarray(value, dtype=dtype)
-
-    def result_dtype(self, op, operands: list, params: dict) -> np.dtype:
-        """The dtype torch gives the op's result: the float dtype, but int64 where the row keeps
-        integers and every operand is one (int64 + int64, int64 * 2; int64 * 2. is float), and
-        whatever the row states (comparisons: bool)."""
-        return result_dtype(op, operands, params, self.integers, self.dtype)
 
 
 class Exact:
@@ -185,11 +179,11 @@ class Exact:
             if op.exact is not None:  # linspace(0, 1, 4) is 0, 1/3, 2/3, 1
                 return np.asarray(op.exact(self.sp, *operands, **params), dtype=object)
             return self.tensor(value)
-        dtype = result_dtype(op, operands, params, self.integers, np.dtype(object))
-        if dtype.kind in "iub" and op.result_dtype is None:
+        dtype, own = result_dtype(op, operands, params, self.integers, np.dtype(object))
+        if dtype.kind in "iub" and not own:
             ints = [x if isinstance(x, np.ndarray) else _int64(self.integers.value(x)) for x in operands]
             return np.asarray(op.forward(*ints, **params), dtype=dtype)
-        if op.result_dtype is None and op.kind is Kind.ELEMENTWISE:  # integers among exact numbers
+        if not own and op.kind is Kind.ELEMENTWISE:  # integers among exact numbers
             operands = [self.exact_tensor(x) if isinstance(x, np.ndarray) and x.dtype.kind in "iub" else x
                         for x in operands]
         if op.form is not None:
@@ -211,28 +205,35 @@ def _all_floats(operands: list) -> bool:
     return tensor
 
 
-def result_dtype(op, operands: list, params: dict, integers: _WrittenIntegers, float_dtype) -> np.dtype:
-    """torch's type promotion for the op: the row's own rule where it states one; else int64
-    where the row keeps integers and every tensor operand is an integer (or bool) tensor and
-    every number was written as an integer; else the float dtype."""
+def result_dtype(op, operands: list, params: dict, integers: _WrittenIntegers,
+                 float_dtype) -> tuple[np.dtype, bool]:
+    """torch's type promotion for the op, and whether the row's own rule gave it: the row's rule
+    where it states one (comparisons: bool; it may raise torch's dtype error, or return None
+    for the rule below; it is given the operands' dtypes, None for a number, and `written`:
+    whether each number was written as an integer); else int64 where the row keeps integers and every tensor operand is
+    an integer (or bool) tensor and every number was written as an integer (int64 + int64,
+    int64 * 2; int64 * 2. is float); else the float dtype."""
     dtypes = [x.dtype if isinstance(x, np.ndarray) else None for x in operands]
     if op.result_dtype is not None:
-        return np.dtype(op.result_dtype(dtypes, float_dtype, **params))
+        written = tuple(None if isinstance(x, np.ndarray) else integers.value(x) is not None for x in operands)
+        own = op.result_dtype(dtypes, float_dtype, written=written, **params)
+        if own is not None:
+            return np.dtype(own), True
     tensors = [d for d in dtypes if d is not None]
     numbers = [x for x, d in zip(operands, dtypes) if d is None]
     if (op.integers and tensors and all(d.kind in "iub" for d in tensors)
             and all(integers.value(x) is not None for x in numbers)):
-        return np.dtype(np.int64)
-    return np.dtype(float_dtype)
+        return np.dtype(np.int64), False
+    return np.dtype(float_dtype), False
 
 
-def promoted(op, operands: list, dtype: np.dtype, integers: _WrittenIntegers, float_dtype) -> list:
+def promoted(op, operands: list, dtype: np.dtype, own: bool, integers: _WrittenIntegers, float_dtype) -> list:
     """The operands as the op computes on them: for an integer result, numbers as Python ints;
     for an elementwise op's float result, integer tensors cast to the float dtype first (torch's
     common dtype: `arange(3) * 0.5` is float32(0, 1, 2) * 0.5, `arange(3) / 2` divides floats).
-    A row with its own result_dtype rule (comparisons) and a non-elementwise row (whose integer
-    operands may be indices or class targets) take their operands as they are."""
-    if op.result_dtype is not None:
+    A row whose own result_dtype rule gave the dtype (comparisons) and a non-elementwise row
+    (whose integer operands may be indices or class targets) take their operands as they are."""
+    if own:
         return operands
     if dtype.kind in "iub":
         return [x if isinstance(x, np.ndarray) else _int64(integers.value(x)) for x in operands]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gradcalc.engine.backends import Exact, Floats, backend
+from gradcalc.engine.backends import Exact, Floats, backend, integer_written
 from gradcalc.engine.kernels import infer_size
 from gradcalc.engine.ops import OPS, VOCABULARY, Kind, Op
 from gradcalc.errors import GradcalcError, InputError, MissingInput, ShapeError, TorchError
@@ -240,7 +240,7 @@ class _Builder:
             return _fold(op, args, expr, params)
         _check_numbers(op, args, expr)
         if op.wants_tensors(kinds):
-            args = tuple(a if isinstance(a, Node) else self._tensor(a) for a in args)
+            args = tuple(a if isinstance(a, Node) else self._tensor(a, op.integers) for a in args)
             kinds = (True,) * len(args)
         if op.lower is not None:
             context = {}
@@ -257,10 +257,10 @@ class _Builder:
         if op.kind is Kind.DETACH:
             return self.node(first.value, requires_grad=False, detached_from=first, line=expr.pos.line)
         shapes = [a.shape for a in args if isinstance(a, Node)]
+        if op.check is not None:  # (first: a row's own order of the shapes in torch's message)
+            op.check(shapes, **params)
         if op.kind is Kind.ELEMENTWISE:
             _check_broadcast(shapes)
-        if op.check is not None:
-            op.check(shapes, **params)
         if op.kind is Kind.LINALG and len(shapes) == 2:  # (m, k) @ (k, n) is m * n
             _check_size(shapes[0][:-1] + shapes[1][1:])
         value = self.numbers.forward(op, [self.numbers.program_number(a) if isinstance(a, Const) else a.value
@@ -283,9 +283,14 @@ class _Builder:
                              hint="write the values as floats (1.) or pass dtype=float")
         return self.node(value, requires_grad, op=op, line=expr.pos.line, params=params)
 
-    def _tensor(self, const: Const) -> Node:
-        """A number where torch takes a tensor: torch.tensor(value), which requires no grad."""
+    def _tensor(self, const: Const, integers: bool = False) -> Node:
+        """A number where torch takes a tensor: torch's wrapped number, which requires no grad;
+        int64 where it was written as an integer and the op keeps integers (where(c, x, 2) of
+        an int64 x is int64), else in the float dtype."""
         value = self.numbers.program_number(const)
+        written = integer_written(const.expr) if integers else None
+        if written is not None and -(2**63) <= written < 2**63:
+            return self.node(np.asarray(written, dtype=np.int64), requires_grad=False, constant=const)
         return self.node(np.asarray(value, dtype=self.numbers.dtype), requires_grad=False, constant=const)
 
     def _apply_lowered(self, call: tuple, args: tuple, expr: syntax.Call) -> Binding:
@@ -328,7 +333,11 @@ def _fold(op: Op, args: tuple, expr: syntax.Call, params: dict) -> Const:
     with np.errstate(all="ignore"):
         value = op.forward(*(np.float64(a.value) for a in args), **params)
     # Built from the operands' own expressions, so that a Const never refers to a name.
-    return Const(float(value), syntax.Call(op.name, tuple(a.expr for a in args), expr.pos))
+    folded = syntax.Call(op.name, tuple(a.expr for a in args), expr.pos)
+    number = float(value)
+    if number == 0 and math.copysign(1.0, number) < 0 and integer_written(folded) is not None:
+        number = 0.0  # Python's int: -0 is 0 (x * -0 is x * 0, not x * -0.)
+    return Const(number, folded)
 
 
 def _check_broadcast(shapes: list[tuple[int, ...]]) -> None:

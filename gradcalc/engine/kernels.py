@@ -23,8 +23,33 @@ def erf(x):
     return np.asarray(_erf(x), dtype=np.float64).astype(x.dtype if x.dtype.kind == "f" else np.float64)
 
 
+def _integral(x) -> bool:
+    return (isinstance(x, int) and not isinstance(x, bool)) or (isinstance(x, np.ndarray) and x.dtype.kind in "iu")
+
+
+def integer_pow(base, exponent) -> np.ndarray:
+    """torch's pow of integers (powi): int64 products that wrap; a negative exponent gives
+    1 for a base 1, +-1 for -1 and 0 otherwise, but a negative Python-number exponent is an
+    error."""
+    from gradcalc.errors import TorchError
+
+    if not isinstance(exponent, np.ndarray) and exponent < 0:
+        raise TorchError("Integers to negative integer powers are not allowed.",
+                         hint="write the exponent as a float (x ** -1.) to compute in floats")
+    b, e = np.broadcast_arrays(np.asarray(base, dtype=np.int64), np.asarray(exponent, dtype=np.int64))
+    negative = e < 0
+    with np.errstate(over="ignore"):
+        result = np.power(b, np.where(negative, 0, e))
+    if negative.any():
+        reciprocal = np.where(b == 1, 1, np.where(b == -1, np.where(e % 2 == 0, 1, -1), 0))
+        result = np.where(negative, reciprocal, result)
+    return result
+
+
 def torch_pow(base, exponent):
     """x ** e as torch computes it on the CPU: special kernels for a Python-number exponent."""
+    if _integral(base) and _integral(exponent):
+        return integer_pow(base, exponent)
     if isinstance(exponent, float):
         e = exponent
         if e == 0.5:

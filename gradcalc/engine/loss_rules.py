@@ -85,9 +85,26 @@ def _scalar_type(dtype: np.dtype) -> str:
                                                                                          str(dtype))
 
 
-def _integer_target(t: np.ndarray, message: str) -> None:
-    if t.dtype.kind in "iub":
-        raise TorchError(message, hint="the target of this loss is a float tensor of the input's shape")
+def _integral(dtype) -> bool:
+    return dtype is not None and np.dtype(dtype).kind in "iub"
+
+
+def kernel_dtypes(kernel: str, input_integral=None, target_integral=None):
+    """A one-kernel loss's dtype checks, as torch makes them before it computes: both operands
+    integral, the kernel's "not implemented for 'Long'"; only the input (or only the target),
+    that error message, a function of (input dtype, target dtype), or none (None: the float
+    operand's dtype is the result's); `input_integral="kernel"`: the kernel's error too."""
+
+    def error(x, t) -> str | None:
+        if _integral(x) and (_integral(t) or input_integral == "kernel"):
+            return f"\"{kernel}\" not implemented for '{_scalar_type(x)}'"
+        if _integral(x) and input_integral is not None:
+            return input_integral(_scalar_type(x), _scalar_type(t))
+        if _integral(t) and target_integral is not None:
+            return target_integral(_scalar_type(x), _scalar_type(t))
+        return None
+
+    return error
 
 
 def _sigmoid(x, nums):
@@ -140,12 +157,10 @@ class Pointwise:
     tangents: Callable[..., object]
     partials: Callable[..., tuple]
     check_values: Callable[..., None] | None = None
-    # (input, target) -> None, or torch's error for a target of an integer dtype
-    check_target: Callable[..., None] | None = None
+    # (input dtype, target dtype) -> None, or torch's error for integral operands
+    dtype_error: Callable[..., str | None] | None = None
 
     def forward(self, a, b, reduction: str = "mean", **params) -> np.ndarray:
-        if self.check_target is not None:
-            self.check_target(np.asarray(a), np.asarray(b))
         a, b = _floats(a, b)
         if self.check_values is not None:
             self.check_values(*np.broadcast_arrays(a, b))
@@ -206,6 +221,7 @@ MSE = Pointwise(
     grads=_mse_grads,
     tangents=_mse_tangents,
     partials=lambda sp, a, b: (2 * (a - b), -2 * (a - b)),
+    dtype_error=kernel_dtypes("mse_cpu"),
 )
 
 
@@ -271,6 +287,7 @@ SMOOTH_L1 = Pointwise(
     grads=_smooth_l1_grads,
     tangents=_smooth_l1_tangents,
     partials=_smooth_l1_partials,
+    dtype_error=kernel_dtypes("smooth_l1_cpu"),
 )
 
 
@@ -336,6 +353,8 @@ HUBER = Pointwise(
     grads=_huber_grads,
     tangents=_huber_tangents,
     partials=_huber_partials,
+    dtype_error=kernel_dtypes("huber_cpu",
+                              lambda x, t: f"result type {t} can't be cast to the desired output type {x}"),
 )
 
 
@@ -398,7 +417,8 @@ BCE = Pointwise(
     tangents=_bce_tangents,
     partials=lambda sp, x, t: ((x - t) / (x * (1 - x)), -sp.log(x / (1 - x))),
     check_values=_bce_check,
-    check_target=lambda x, t: _integer_target(t, f"Found dtype Long but expected {_scalar_type(x.dtype)}"),
+    dtype_error=kernel_dtypes("binary_cross_entropy", lambda x, t: f"Found dtype {t} but expected {x}",
+                              lambda x, t: f"Found dtype {t} but expected {x}"),
 )
 
 
@@ -428,8 +448,8 @@ BCE_WITH_LOGITS = Pointwise(
     grads=_bce_logits_grads,
     tangents=_bce_logits_tangents,
     partials=lambda sp, x, t: (1 / (1 + sp.exp(-x)) - t, -x),
-    check_target=lambda x, t: _integer_target(
-        t, f"result type {_scalar_type(x.dtype)} can't be cast to the desired output type Long"),
+    dtype_error=kernel_dtypes("log_sigmoid_cpu", "kernel",
+                              lambda x, t: f"result type {x} can't be cast to the desired output type {t}"),
 )
 
 

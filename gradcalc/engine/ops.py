@@ -27,6 +27,7 @@ from gradcalc.engine.formula import call, const, where
 from gradcalc.engine.kernels import LIBM, erf, kernel_fma, torch_pow, torch_sign, vector_lanes
 from gradcalc.engine.row import GradFnName, Kind, Lowering, Op, SecondOrder, no_long
 from gradcalc.engine.rows import index
+from gradcalc.errors import TorchError
 from gradcalc.lang.syntax import Param, ParamKind, Signature, Vocabulary
 
 __all__ = ["OPS", "VOCABULARY", "build_index", "GradFnName", "Kind", "Lowering", "Op", "SecondOrder"]
@@ -118,6 +119,17 @@ def _clamp_bounds(kinds: tuple[bool, ...]) -> bool:
     """A tensor bound makes both bounds tensors (a number one a 0-d tensor). (torch itself has
     no clamp(Tensor, min=Tensor, max=Number): its argument parser's TypeError.)"""
     return kinds[1] or kinds[2]
+
+
+def _alpha_dtype(dtypes, float_dtype, written=(), **params):
+    """add/sub with alpha: torch's error for a float alpha with integral tensors (then the
+    usual promotion). `written`: per operand, whether a number was written as an integer (alpha
+    is one, or a wrapped 0-d tensor: int64 where written as an integer)."""
+    alpha_is_float = written[2] is False or (dtypes[2] is not None and dtypes[2].kind == "f")
+    if all(d is not None and d.kind in "iub" for d in dtypes[:2]) and alpha_is_float:
+        raise TorchError("For integral input tensors, argument alpha must not be a floating point number.",
+                         hint="give alpha as an integer, or make the tensors float")
+    return None
 
 
 def _add_alpha(a, b, alpha, sign=1):
@@ -242,18 +254,18 @@ _CORE: tuple[Op, ...] = (
     # (numbers are torch's wrapped 0-d tensors: a None edge in their place, none for alpha)
     Op("add_alpha", 3, _add_alpha, "AddBackward0", form=lambda sp, a, b, alpha: a + alpha * b, function=False,
        tensor_args=True, nondifferentiable=(2,), torch_vjps=lambda g, r, a, b, alpha: {0: g, 1: g * alpha},
-       aliases=("add",), integers=True, signature=_ALPHA_SIGNATURE, layout_dependent=True),
+       aliases=("add",), integers=True, signature=_ALPHA_SIGNATURE, layout_dependent=True, result_dtype=_alpha_dtype),
     Op("sub_alpha", 3, lambda a, b, alpha: _add_alpha(a, b, alpha, -1), "SubBackward0",
        form=lambda sp, a, b, alpha: a - alpha * b, function=False, tensor_args=True, nondifferentiable=(2,),
        torch_vjps=lambda g, r, a, b, alpha: {0: g, 1: -g * alpha}, aliases=("sub", "subtract"),
-       integers=True, signature=_ALPHA_SIGNATURE, layout_dependent=True),
+       integers=True, signature=_ALPHA_SIGNATURE, layout_dependent=True, result_dtype=_alpha_dtype),
     Op("mul", 2, np.multiply, "MulBackward0", form=lambda sp, a, b: a * b, function=False, number_edges=True,
        torch_vjps=lambda g, r, a, b: {0: g * b, 1: g * a}, method=True, aliases=("multiply",), integers=True),
     Op("div", 2, np.divide, _by_kinds("DivBackward0", "DivBackward0", "MulBackward0"),
        form=lambda sp, a, b: a / b, function=False, lower=_rdiv_lowering, number_edges=True,
        torch_vjps=lambda g, r, a, b: {0: g / b, 1: -g * ((a / b) / b)}, method=True, aliases=("divide", "true_divide")),
     Op("pow", 2, torch_pow, _by_kinds("PowBackward1", "PowBackward0", "PowBackward2"),
-       form=lambda sp, a, b: a**b, torch_vjps=_pow_vjps),
+       form=lambda sp, a, b: a**b, torch_vjps=_pow_vjps, integers=True),
     _unary("neg", np.negative, lambda sp, a: -a, "NegBackward0", function=False,
            torch_vjps=lambda g, r, a: {0: -g}, method=True, aliases=("negative",), integers=True),
     _unary("pos", lambda a: a, lambda sp, a: a, None, kind=Kind.IDENTITY, function=False, aliases=("positive",),
@@ -324,9 +336,9 @@ _CORE: tuple[Op, ...] = (
            torch_vjps=lambda g, r, a: {0: where((a > -3) & (a < 3), g * const("1/6 in float32"), 0)},
            twice_differentiable=False, integer_error=no_long("hardsigmoid_cpu")),
     Op("maximum", 2, _maximum, "MaximumBackward0", form=lambda sp, a, b: sp.Max(a, b),
-       torch_vjps=_maximum_vjps, tensor_args=True, layout_dependent=True),
+       torch_vjps=_maximum_vjps, tensor_args=True, layout_dependent=True, integers=True),
     Op("minimum", 2, _minimum, "MinimumBackward0", form=lambda sp, a, b: sp.Min(a, b),
-       torch_vjps=_minimum_vjps, tensor_args=True, layout_dependent=True),
+       torch_vjps=_minimum_vjps, tensor_args=True, layout_dependent=True, integers=True),
     Op("atan2", 2, LIBM["arctan2"], "Atan2Backward0", form=lambda sp, a, b: sp.atan2(a, b),
        torch_vjps=_atan2_vjps, tensor_args=True, aliases=("arctan2",)),
     # Number bounds: ClampBackward1; tensor bounds: ClampBackward0. One bound: rows/nn.py's overloads.

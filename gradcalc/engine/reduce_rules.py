@@ -84,14 +84,19 @@ def _sum(a, dims, keepdim, nums):
     a = np.asarray(a)
     if _exact(nums):
         return _exact_reduce(a, dims, keepdim, lambda sp, xs: sp.Add(*xs))
-    return K.sum_dim(a, dims if dims else None, keepdim) if a.ndim else a.copy()
+    return K.sum_dim(a, dims if dims else None, keepdim) if a.ndim else _zero_plus(a)
+
+
+def _zero_plus(a: np.ndarray) -> np.ndarray:
+    """A 0-d tensor's sum or mean: torch's reduction starts from 0, so 0 + x (-0. gives 0.)."""
+    return a + a.dtype.type(0) if a.dtype.kind == "f" else a.copy()
 
 
 def _mean(a, dims, keepdim, nums):
     a = np.asarray(a)
     if _exact(nums):
         return _exact_reduce(a, dims, keepdim, _exact_mean)
-    return K.mean_dim(a, dims if dims else None, keepdim) if a.ndim else a.copy()
+    return K.mean_dim(a, dims if dims else None, keepdim) if a.ndim else _zero_plus(a)
 
 
 def _cumsum(a, d: int, nums):
@@ -546,20 +551,26 @@ def amax_vjp(grad, args, result, nums, dim, keepdim):
     mask = np.asarray(r == x, dtype=bool)
     if _exact(nums):
         mask &= ~_isnan(x, nums)
-    return ((g / _count(mask, dims, grad, nums)) * _as_numbers(mask, g, nums),)
+    value = (g / _count(mask, dims, grad, nums)) * _as_numbers(mask, g, nums)
+    if not shape and dim not in (None, ()) and not keepdim and not _exact(nums):
+        # torch restores a 0-d grad along the dim to shape (1,), which autograd sums back to
+        # (): 0 + g (a seed -0. gives 0.)
+        value = value + value.dtype.type(0)
+    return (value,)
 
 
 def check_amax(name: str):
     def check(shapes, dim, keepdim):
         (shape,) = shapes
-        dims = dims_of(len(shape), dim)
+        dims_of(len(shape), dim)  # (its "Dimension out of range" first)
         if math.prod(shape) == 0:
             if not shape or dim is None or (not isinstance(dim, int) and not tuple(dim)):
                 raise TorchError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0. "
                                  "Specify the reduction dim with the 'dim' argument.")
-            for d in dims:
-                if shape[d] == 0:
-                    raise TorchError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
+            # (amax names the dim as written: -1, where max(x, -1) says 1)
+            for written in ((dim,) if isinstance(dim, int) else tuple(dim)):
+                if shape[written % len(shape)] == 0:
+                    raise TorchError(f"{name}(): Expected reduction dim {written} to have non-zero size.")
 
     return check
 

@@ -46,12 +46,25 @@ def _float_result(dtypes, float_dtype, **params):
     return float_dtype
 
 
+def _kernel_dtype(loss: L.Pointwise):
+    """A one-kernel loss's result_dtype: torch's error for integral operands, else the float
+    dtype (an integral target is promoted by the kernel)."""
+
+    def dtype(dtypes, float_dtype, **params):
+        error = loss.dtype_error(*dtypes) if loss.dtype_error is not None else None
+        if error is not None:
+            raise TorchError(error, hint="this loss computes in floats: give float tensors")
+        return float_dtype
+
+    return dtype
+
+
 def _kernel_rows(name: str, loss: L.Pointwise, grad_fn: str, signature: tuple[Param, ...], lower) -> tuple[Op, Op]:
     def row(row_name: str, kind: Kind, **extra: Any) -> Op:
         return Op(row_name, 2, loss.forward, grad_fn, kind=kind, vjp=loss.vjp, exact=loss.exact,
                   second_order=SecondOrder.STATED, tangent=loss.tangent,
                   display_partials=loss.display_partials, signature=signature,
-                  result_dtype=_float_result if loss.check_target is not None else None, **extra)
+                  result_dtype=_kernel_dtype(loss), **extra)
 
     return (row(name, Kind.REDUCTION, lower=lower),
             row(f"{name}_none", Kind.LINALG, display_value=loss.display_value, function=False, internal=True))
@@ -127,9 +140,11 @@ def _l1_lowering(kinds, shapes, reduction="mean"):
     return _l1(shapes, L.broadcast_shape(*shapes), reduction)
 
 
-def _kl_div_lowering(kinds, shapes, reduction="mean", log_target=False):
+def _kl_div_lowering(kinds, shapes, reduction="mean", log_target=False, values=None, requires_grad=None):
     # at::kl_div: exp(t) * (t - input) for log targets, else xlogy(t, t) - t * input
     L.tensors_only("kl_div", kinds)
+    if values is not None and any(np.asarray(v).dtype.kind in "iub" for v in values):
+        raise TorchError("kl_div: Integral inputs not supported.", hint="give kl_div float tensors")
     if log_target:
         loss: tuple = ("mul", (("exp", (1,)), ("sub", (1, 0))))
     else:
@@ -141,6 +156,9 @@ def _kl_div_lowering(kinds, shapes, reduction="mean", log_target=False):
         return total
     # `reduced / input.size()[0]`: DivBackward0, whose Python-number divisor shows as a None edge
     return ("kl_batchmean_div", (total, ("detach", (0,))), {"count": shapes[0][0]})
+
+
+_kl_div_lowering.wants_operands = True  # type: ignore[attr-defined]
 
 
 def _log_softmax(part, dim: int) -> tuple:
@@ -173,10 +191,10 @@ def _cross_entropy_lowering(kinds, shapes, ignore_index=-100, reduction="mean"):
     x, t = shapes
     class_dim = 0 if len(x) == 1 else 1
     if x == t:  # probabilities, one per class (cross_entropy_loss_prob_target)
-        if not x:
-            raise TorchError("Dimension specified as 1 but tensor has no dimensions")
         if ignore_index >= 0:
             raise TorchError("ignore_index is not supported for floating point target")
+        if not x:
+            raise TorchError("Dimension specified as 1 but tensor has no dimensions")
         product = ("loss_prob_mul", (_log_softmax(0, class_dim), 1))
         if reduction == "none":
             return ("neg", (("loss_sum_dim", (product,), {"dim": class_dim}),))
@@ -193,8 +211,6 @@ def _cross_entropy_lowering(kinds, shapes, ignore_index=-100, reduction="mean"):
 
 def _xlogy(x, y):
     # xlogy's kernel: nan where y is nan, else 0 where x is 0, else x * log(y)
-    if np.asarray(x).dtype.kind in "iub":
-        raise TorchError("kl_div: Integral inputs not supported.")
     with np.errstate(all="ignore"):
         out = x * LIBM["log"](y)
     return np.where(np.isnan(y), y, np.where(x == 0, np.zeros_like(out), out))

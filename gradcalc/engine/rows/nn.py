@@ -24,7 +24,7 @@ from gradcalc.engine import dim_kernels
 from gradcalc.engine.formula import call, where
 from gradcalc.engine.kernels import LIBM, erf, infer_size, kernel_fma, sleef_tanh, vector_lane_mask
 from gradcalc.engine.row import Kind, Op, SecondOrder, no_long
-from gradcalc.errors import InputError, TorchError
+from gradcalc.errors import InputError, ShapeError, TorchError
 from gradcalc.lang.syntax import Param, ParamKind
 
 INPUT = Param("input", ParamKind.TENSOR)
@@ -338,7 +338,8 @@ _ACTIVATIONS: tuple[Op, ...] = (
                  lambda sp, x, th, v: sp.Piecewise((v, x <= th), (x, True)), "ThresholdBackward0",
                  # threshold_backward(grad, self, threshold): x <= threshold ? 0 : grad
                  lambda g, r, x, th, v: {0: where(x <= th, 0, g)},
-                 signature=(INPUT, Param("threshold", ParamKind.NUMBER), Param("value", ParamKind.NUMBER))),
+                 signature=(INPUT, Param("threshold", ParamKind.NUMBER), Param("value", ParamKind.NUMBER)),
+                 result_dtype=_dtype_of_input),
 )
 
 
@@ -362,6 +363,8 @@ def _clamp_min(x, lo):
     torch.maximum's kernel."""
     if not isinstance(lo, np.ndarray):
         result = np.where(x < lo, lo, x)
+        if result.dtype.kind != "f":  # (integers: no nan bound)
+            return result
         return np.where(np.isnan(lo), np.asarray(np.nan, dtype=result.dtype), result)
     return _tie_aware(x, lo, x < lo, x == lo)
 
@@ -369,6 +372,8 @@ def _clamp_min(x, lo):
 def _clamp_max(x, hi):
     if not isinstance(hi, np.ndarray):
         result = np.where(hi < x, hi, x)
+        if result.dtype.kind != "f":  # (integers: no nan bound)
+            return result
         return np.where(np.isnan(hi), np.asarray(np.nan, dtype=result.dtype), result)
     return _tie_aware(x, hi, hi < x, x == hi)
 
@@ -427,11 +432,11 @@ _CLAMPS: tuple[Op, ...] = (
     # row clamp(input, min, max), tried after it
     Op("clamp_lower", 2, _clamp_lower_forward, _clamp_grad_fn, form=lambda sp, x, lo: sp.Max(x, lo),
        torch_vjps=lambda g, r, x, lo: {0: where(x >= lo, g, 0)}, lower=_one_bound_lowering("min"),
-       call_as="clamp", aliases=("clip",),
+       call_as="clamp", aliases=("clip",), integers=True,
        signature=(INPUT, Param("min", ParamKind.TENSOR), Param("max", ParamKind.FLOAT, default=None, optional=True))),
     Op("clamp_upper", 2, _clamp_upper_forward, _clamp_grad_fn, form=lambda sp, x, hi: sp.Min(x, hi),
        torch_vjps=lambda g, r, x, hi: {0: where(x <= hi, g, 0)}, lower=_one_bound_lowering("max"),
-       call_as="clamp", aliases=("clip",),
+       call_as="clamp", aliases=("clip",), integers=True,
        signature=(INPUT, Param("min", ParamKind.FLOAT, default=None, optional=True), Param("max", ParamKind.TENSOR))),
     # clamp(x, min=t), clamp(x, max=t): clamp_backward_min_max with one bound undefined; the
     # placeholder operand (the undefined bound's None edge) takes no part
@@ -445,10 +450,10 @@ _CLAMPS: tuple[Op, ...] = (
        layout_dependent=True, function=False, internal=True),
     Op("clamp_min", 2, _clamp_min, lambda kinds: "ClampMinBackward1" if kinds[1] else "ClampMinBackward0",
        form=lambda sp, x, lo: sp.Max(x, lo), torch_vjps=_clamp_min_vjps, layout_dependent=True,
-       tensor_args=_input_is_a_tensor("clamp_min"), signature=(INPUT, Param("min", ParamKind.TENSOR))),
+       tensor_args=_input_is_a_tensor("clamp_min"), signature=(INPUT, Param("min", ParamKind.TENSOR)), integers=True),
     Op("clamp_max", 2, _clamp_max, lambda kinds: "ClampMaxBackward1" if kinds[1] else "ClampMaxBackward0",
        form=lambda sp, x, hi: sp.Min(x, hi), torch_vjps=_clamp_max_vjps, layout_dependent=True,
-       tensor_args=_input_is_a_tensor("clamp_max"), signature=(INPUT, Param("max", ParamKind.TENSOR))),
+       tensor_args=_input_is_a_tensor("clamp_max"), signature=(INPUT, Param("max", ParamKind.TENSOR)), integers=True),
 )
 
 
@@ -646,6 +651,16 @@ def _broadcast_check(shapes, **params):
     infer_size(shapes[0], shapes[1])
 
 
+def _mask_broadcast_check(shapes, **params):
+    """masked_fill broadcasts the mask with the input: torch's infer_size names the mask a."""
+    if len(shapes) >= 2 and shapes[0] != shapes[1]:
+        try:
+            infer_size(shapes[1], shapes[0])
+        except ShapeError as error:
+            error.hint = "the mask must broadcast with the input: sizes must match or be 1, aligned from the right"
+            raise
+
+
 def _bool_result(dtypes, float_dtype, **params):
     return np.dtype(bool)
 
@@ -676,10 +691,11 @@ _COMPARISONS: tuple[Op, ...] = (
 _TYPE_META = {"float32": "float", "float64": "double", "int64": "long int", "bool": "bool"}
 
 
-def _bool_operand(index: int, what: str, message: str, names: dict = _TORCH_DTYPE):
+def _bool_operand(index: int, what: str, message: str, names: dict = _TORCH_DTYPE, then=None):
     """A result_dtype rule (the backends call it with the operands' dtypes, None for a
-    number) that refuses an operand that is not a bool tensor, in torch's words; the result
-    is in the float dtype, the operands as they are (a bool condition stays bool)."""
+    number) that refuses an operand that is not a bool tensor, in torch's words; then the
+    result's dtype is `then`'s (None: torch's promotion of the other operands, as for `+`:
+    where(c, x, 2) of an int64 x is int64)."""
 
     def dtype(dtypes, float_dtype, **params):
         given = dtypes[index]
@@ -689,7 +705,7 @@ def _bool_operand(index: int, what: str, message: str, names: dict = _TORCH_DTYP
         if given != np.dtype(bool) and given != np.dtype(object):
             raise TorchError(message.format(dtype=names.get(str(given), str(given))),
                              hint="make one with a comparison, as in x > 0")
-        return np.dtype(float_dtype)
+        return None if then is None else then(dtypes, float_dtype)
 
     return dtype
 
@@ -713,7 +729,7 @@ _SELECTIONS: tuple[Op, ...] = (
     Op("where", 3, _where_forward, "WhereBackward0", form=_piecewise,
        torch_vjps=lambda g, r, c, a, b: {1: where(c, g, 0), 2: where(c, 0, g)}, nondifferentiable=(0,),
        # a number is torch's wrapped 0-d tensor: a None edge in its place (where(c, 1., x): None, x)
-       tensor_args=True,
+       tensor_args=True, integers=True,
        result_dtype=_bool_operand(0, "where(): argument 'condition'", "where expected condition to be a boolean "
                                   "tensor, but got a tensor with dtype {dtype}"),
        signature=(Param("condition", ParamKind.TENSOR), INPUT,
@@ -727,8 +743,8 @@ _SELECTIONS: tuple[Op, ...] = (
        form=lambda sp, x, m, v: _piecewise(sp, m, v, x),
        torch_vjps=lambda g, r, x, m, v: {0: where(m, 0, g)}, nondifferentiable=(1,),
        result_dtype=_bool_operand(1, "masked_fill(): argument 'mask'", "masked_fill_ only supports boolean masks, "
-                                  "but got mask with dtype {dtype}", _TYPE_META),
-       tensor_args=_input_is_a_tensor("masked_fill"),
+                                  "but got mask with dtype {dtype}", _TYPE_META, then=_dtype_of_input),
+       tensor_args=_input_is_a_tensor("masked_fill"), check=_mask_broadcast_check,
        signature=(INPUT, Param("mask", ParamKind.TENSOR), Param("value", ParamKind.NUMBER))),
 )
 

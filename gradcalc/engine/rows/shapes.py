@@ -224,6 +224,11 @@ def expand_geometry(value_type: str, shape: Sequence[int], strides: Sequence[int
     if ndim < len(shape):
         raise ShapeError(f"expand({value_type}{{{_list(shape)}}}, size={_list(sizes)}): the number of sizes provided "
                          f"({ndim}) must be greater or equal to the number of dimensions in the tensor ({len(shape)})")
+    if not shape and 0 not in sizes and any(n < 0 for n in sizes):
+        # a 0-d tensor is expanded without inferExpandGeometry: torch's numel check of the sizes
+        # (as unsigned) overflows first
+        raise ShapeError("numel: integer multiplication overflow", hint="a 0-d tensor has no size to keep: "
+                         "give every size of expand() as a number >= 0")
     out_shape = [0] * ndim
     out_strides = [0] * ndim
     for i in range(ndim - 1, -1, -1):
